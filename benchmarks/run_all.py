@@ -1,0 +1,62 @@
+"""Run every benchmarks/bench_*.py, print the rows, and fill the README's benchmark table.
+
+Each benchmark module exposes ``main() -> list[dict]`` with keys ``name``, ``ours_ms``,
+``ref_ms`` and ``ratio`` (ours / reference; below 1 means course_lib is faster).
+The table sits in README.md between the ``<!-- bench:start -->`` and ``<!-- bench:end -->``
+markers; everything between them is replaced.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(HERE))
+    spec.loader.exec_module(module)
+    return module
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| benchmark | course_lib (ms) | reference (ms) | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['ours_ms']:.2f} | {row['ref_ms']:.2f} | {row['ratio']:.2f}× |")
+    when = datetime.date.today().isoformat()
+    lines.append("")
+    lines.append(
+        f"Measured by `make bench` on {when}: {platform.machine()}, {torch.get_num_threads()} torch "
+        f"thread(s), torch {torch.__version__}. Ratio = course_lib time / reference time."
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    rows: list[dict] = []
+    for path in sorted(HERE.glob("bench_*.py")):
+        print(f"== {path.name}")
+        rows.extend(load(path).main())
+    text = README.read_text()
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        README.write_text(f"{head}{START}\n{table(rows)}\n{END}{tail}")
+        print(f"updated the benchmark table in {README.name}")
+
+
+if __name__ == "__main__":
+    main()
