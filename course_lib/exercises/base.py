@@ -58,7 +58,8 @@ class CheckResult:
     def __repr__(self) -> str:
         if self.passed:
             return f"CheckResult(passed=True, {self.num_cases} cases)"
-        return f"CheckResult(passed=False, {len(self.failures)} of {self.num_cases} cases failed)"
+        count = len(self.failures)
+        return f"CheckResult(passed=False, {count} failure{'s' * (count != 1)})"
 
 
 @dataclass(frozen=True)
@@ -115,42 +116,42 @@ def run_exercise(exercise: Exercise, fn: Callable[..., Any], verbose: bool = Tru
         return _report(CheckResult(False, [message], num_cases), verbose)
     failures = []
     for index, case in enumerate(exercise.cases):
-        failure = _run_case(exercise, fn, case, f"case {index + 1} of {num_cases}")
-        if failure is _NOT_IMPLEMENTED:
+        outcome, message = _run_case(exercise, fn, case, f"case {index + 1} of {num_cases}")
+        if outcome == "not implemented":
             message = f"{exercise.name}: not implemented yet (replace the `raise NotImplementedError`)."
             if exercise.start_hint:
                 message += f"\n  Hint: {exercise.start_hint}"
             return _report(CheckResult(False, [message], num_cases), verbose)
-        if failure is not None:
-            failures.append(failure)
+        if outcome != "passed":
+            failures.append(message)
+        if outcome == "timeout":  # the other cases would most likely hang too: stop here
+            break
     return _report(CheckResult(not failures, failures, num_cases), verbose)
 
 
-_NOT_IMPLEMENTED = object()  # what _run_case returns while the student's stub is still there
-
-
-def _run_case(exercise: Exercise, fn: Callable[..., Any], case: Case, where: str) -> Any:
-    """Return ``None`` if ``fn`` passes ``case``, ``_NOT_IMPLEMENTED`` for the stub, else a message."""
+def _run_case(exercise: Exercise, fn: Callable[..., Any], case: Case, where: str) -> tuple[str, str]:
+    """Run one case: ``(outcome, message)``, outcome in passed, failed, timeout, not implemented."""
     expected = exercise.normalize(exercise.reference(*copy.deepcopy(case.args)))
     header = f"✗ {exercise.name}: {where} failed ({case.name})\n    {_call(exercise.name, case.args)}"
     try:
         with _time_limit(TIME_LIMIT_SECONDS):
             raw = fn(*copy.deepcopy(case.args))
     except NotImplementedError:
-        return _NOT_IMPLEMENTED
+        return "not implemented", ""
     except _TimeLimit:
-        return f"{header}\n    did not return within {TIME_LIMIT_SECONDS:g} s\n  Hint: {exercise.timeout_hint}"
+        limit = f"did not return within {TIME_LIMIT_SECONDS:g} s"
+        return "timeout", f"{header}\n    {limit}\n  Hint: {exercise.timeout_hint}"
     except Exception as error:  # noqa: BLE001 -- any student error becomes a message
         hint = case.hint or "read the error, then run your function on this input by hand."
-        return f"{header}\n    raised {type(error).__name__}: {error}\n  Hint: {hint}"
+        return "failed", f"{header}\n    raised {type(error).__name__}: {error}\n  Hint: {hint}"
     try:
         got = exercise.normalize(raw)
     except (TypeError, ValueError) as error:
-        return f"{header}\n    returned {_show(raw)}: {error}"
+        return "failed", f"{header}\n    returned {_show(raw)}: {error}\n  Hint: {exercise.signature}"
     note = exercise.compare(got, expected)
     if note is None:
-        return None
-    return (
+        return "passed", ""
+    return "failed", (
         f"{header}\n    expected: {_show(expected)}\n    got:      {_show(got)}"
         f"{f'  ({note})' if note else ''}\n  Hint: {_hint(exercise, case, got, expected)}"
     )
@@ -176,7 +177,8 @@ def _report(result: CheckResult, verbose: bool) -> CheckResult:
             print(result.failures[0])
             others = len(result.failures) - 1
             if others > 0:
-                print(f"  ({others} other case{'s' * (others > 1)} also fail; fix this one first.)")
+                cases = f"{others} other cases also fail" if others > 1 else "1 other case also fails"
+                print(f"  ({cases}; fix this one first.)")
     return result
 
 
@@ -234,20 +236,21 @@ def compare_float_lists(got: list[float], expected: list[float], atol: float = 1
 # ----------------------------------------------------------------------------- formatting
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, digits: int = 6) -> str:
     """Short, deterministic text for an input or an answer (rounded floats, no memory addresses)."""
-    if isinstance(value, torch.Tensor):
-        return f"tensor({_show(value.tolist())})"
+    if isinstance(value, torch.Tensor | np.ndarray):
+        kind = "tensor" if isinstance(value, torch.Tensor) else "array"
+        return f"{kind}({_show(value.tolist(), digits)})"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
     if isinstance(value, list | tuple):
-        inner = ", ".join(_show(item) for item in value)
+        inner = ", ".join(_show(item, digits) for item in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
     return repr(value)
 
 
 def _call(name: str, args: tuple) -> str:
-    return f"{name}({', '.join(_show(arg) for arg in args)})"
+    return f"{name}({', '.join(_show(arg, digits=4) for arg in args)})"
 
 
 # ----------------------------------------------------------------------------- time limit
