@@ -53,7 +53,7 @@ def _half_planes(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     normals /= np.sqrt((normals**2).sum(axis=1, keepdims=True))
     offsets = (normals * vertices).sum(axis=1)
     # Orient the normals away from the centroid, whatever the winding order.
-    flip = normals @ vertices.mean(axis=0) - offsets > 0
+    flip = (normals * vertices.mean(axis=0)).sum(axis=1) - offsets > 0
     normals[flip], offsets[flip] = -normals[flip], -offsets[flip]
     return normals, offsets
 
@@ -81,10 +81,12 @@ def signed_distance(shape: dict, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         if kind == "circle":
             return distance - radius
         return np.maximum(distance - radius, shape["ratio"] * radius - distance)
-    rotation = np.array([[shape["cos"], -shape["sin"]], [shape["sin"], shape["cos"]]])
+    cos, sin = shape["cos"], shape["sin"]
     result = None
     for piece in _convex_pieces(kind, shape["ratio"]):
-        normals, offsets = _half_planes(radius * piece @ rotation.T)
+        # Elementwise rotation, not a matmul: BLAS may fuse multiply-adds on some CPUs only.
+        vertices = np.stack([piece[:, 0] * cos - piece[:, 1] * sin, piece[:, 0] * sin + piece[:, 1] * cos], 1)
+        normals, offsets = _half_planes(radius * vertices)
         piece_distance = x * normals[0, 0] + y * normals[0, 1] - offsets[0]
         for (nx, ny), offset in zip(normals[1:], offsets[1:], strict=True):
             piece_distance = np.maximum(piece_distance, x * nx + y * ny - offset)
@@ -102,7 +104,11 @@ def random_unit_vector(rng: np.random.Generator) -> tuple[float, float]:
 
 
 def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of an ``H x W x C`` float image, pixel centres aligned (no antialiasing)."""
+    """Bilinear resize of an ``H x W x C`` image to float32, pixel centres aligned, no antialiasing.
+
+    Rows first, then columns; the gathers run on the input dtype (uint8 photos stay small).
+    """
+
     def coordinates(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         position = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
         position = np.clip(position, 0.0, size_in - 1.0)
@@ -111,24 +117,24 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
         return low, high, (position - low).astype(np.float32)
 
     y0, y1, wy = coordinates(image.shape[0], height)
+    wy = wy[:, None, None]
+    rows = image[y0].astype(np.float32) * (1 - wy) + image[y1].astype(np.float32) * wy  # (height, W, C)
     x0, x1, wx = coordinates(image.shape[1], width)
     wx = wx[None, :, None]
-    top = image[y0][:, x0] * (1 - wx) + image[y0][:, x1] * wx  # (height, width, C)
-    bottom = image[y1][:, x0] * (1 - wx) + image[y1][:, x1] * wx
-    wy = wy[:, None, None]
-    return top * (1 - wy) + bottom * wy
+    return rows[:, x0] * (1 - wx) + rows[:, x1] * wx  # (height, width, C)
 
 
 def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """A random crop of a bundled photo, resized, recoloured and softened."""
     photo = load_photo(TEXTURE_NAMES[rng.integers(len(TEXTURE_NAMES))])
-    side = int(rng.integers(max(size // 2, 8), min(photo.shape[0], photo.shape[1], 3 * size) + 1))
+    largest = min(photo.shape[0], photo.shape[1], 2 * size)  # zoom from x2 in to x2 out
+    side = int(rng.integers(min(size // 2, largest), largest + 1))
     top = int(rng.integers(photo.shape[0] - side + 1))
     left = int(rng.integers(photo.shape[1] - side + 1))
-    crop = photo[top : top + side, left : left + side].astype(np.float32) / 255  # (side, side, 3)
+    crop = photo[top : top + side, left : left + side]  # (side, side, 3) uint8
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    texture = resize_bilinear(crop, size, size)  # (size, size, 3)
+    texture = resize_bilinear(crop, size, size) / np.float32(255)  # (size, size, 3)
     if rng.random() < 0.5:  # duotone: map grey levels between two random colours
         grey = texture[:, :, :1] * 0.299 + texture[:, :, 1:2] * 0.587 + texture[:, :, 2:] * 0.114
         dark, light = rng.random(3).astype(np.float32), rng.random(3).astype(np.float32)
