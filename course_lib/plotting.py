@@ -49,7 +49,9 @@ def _to_numpy_image(image: Any) -> np.ndarray:
             array = array.permute(1, 2, 0)  # (H, W, C)
             array = array[..., 0] if array.shape[-1] == 1 else array
         elif array.dim() != 2:
-            raise ValueError(f"image: expected a Tensor[3, H, W] or Tensor[H, W], got shape {tuple(image.shape)}")
+            raise ValueError(
+                f"image: expected a Tensor[3, H, W] or Tensor[H, W], got shape {tuple(image.shape)}"
+            )
         array = array.numpy()
     elif isinstance(image, np.ndarray):
         array = image
@@ -81,7 +83,9 @@ def show_image(ax: Axes, image: Tensor | np.ndarray) -> AxesImage:
     """
     array = _to_numpy_image(image)
     height, width = array.shape[:2]
-    grey = {"cmap": "gray", "vmin": 0, "vmax": 255 if array.dtype == np.uint8 else 1} if array.ndim == 2 else {}
+    grey = {}
+    if array.ndim == 2:
+        grey = {"cmap": "gray", "vmin": 0, "vmax": 255 if array.dtype == np.uint8 else 1}
     artist = ax.imshow(array, extent=(0, width, height, 0), interpolation="nearest", **grey)
     ax.set_axis_off()
     return artist
@@ -90,13 +94,16 @@ def show_image(ax: Axes, image: Tensor | np.ndarray) -> AxesImage:
 def _as_float_boxes(boxes: Any, name: str = "boxes") -> Tensor:
     if isinstance(boxes, np.ndarray | list | tuple):
         boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
+    elif isinstance(boxes, Tensor) and not boxes.is_floating_point() and boxes.dtype != torch.bool:
+        boxes = boxes.float()  # integer pixel boxes draw just as well
     return check_boxes(boxes, name).detach().cpu()
 
 
 def _as_list(values: Any, num_boxes: int, name: str) -> list | None:
     if values is None:
         return None
-    values = values.detach().cpu().tolist() if isinstance(values, Tensor) else list(np.asarray(values).tolist())
+    values = values.detach().cpu() if isinstance(values, Tensor) else np.asarray(values)
+    values = list(values.tolist())
     if len(values) != num_boxes:
         raise ValueError(f"{name}: expected {num_boxes} values (one per box), got {len(values)}")
     return values
@@ -104,7 +111,9 @@ def _as_list(values: Any, num_boxes: int, name: str) -> list | None:
 
 def _box_colors(color: Any, labels: list | None, num_boxes: int) -> list:
     if color is None:
-        return [class_color(label) for label in labels] if labels is not None else [class_color(0)] * num_boxes
+        if labels is None:
+            return [class_color(0)] * num_boxes
+        return [class_color(label) for label in labels]
     if mpl.colors.is_color_like(color):
         return [color] * num_boxes
     colors = list(color)
@@ -135,6 +144,9 @@ def draw_boxes(
         color: one matplotlib colour for every box, or one per box; default: the class colour.
         linestyle, linewidth, alpha: passed to each rectangle.
 
+    On axes without an image the view is fitted to the boxes, with y pointing down as in an image;
+    with an image (or limits set with ``set_xlim``/``set_ylim``), the view is left alone.
+
     Returns:
         The rectangles added, one per box (an empty list for zero boxes).
     """
@@ -149,7 +161,7 @@ def draw_boxes(
             (x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colors[index],
             linestyle=linestyle, linewidth=linewidth, alpha=alpha,
         )
-        ax.add_patch(rectangle)
+        ax.add_artist(rectangle)  # add_patch would recompute the data limits box by box: slow
         rectangles.append(rectangle)
         tag = []
         if labels is not None:
@@ -162,6 +174,12 @@ def draw_boxes(
                 x1, y1, " ".join(tag), color="white", fontsize=9, va="bottom", ha="left", clip_on=True,
                 bbox={"facecolor": colors[index], "alpha": 0.8 * alpha, "pad": 1, "edgecolor": "none"},
             )
+    if num_boxes:
+        ax.update_datalim(boxes.view(-1, 2).numpy())  # (2N, 2) corners, as add_patch would do
+        if not ax.images:  # no image to frame the view: fit it to the boxes, y pointing down
+            ax.autoscale_view()
+            if not ax.yaxis_inverted():
+                ax.invert_yaxis()
     return rectangles
 
 

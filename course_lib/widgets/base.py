@@ -1,0 +1,210 @@
+"""The explorer pattern: a pure ``compute`` function plus a thin ipywidgets wrapper.
+
+Every interactive figure of the course is an :class:`Explorer` subclass with three methods:
+
+- ``compute(**state) -> dict``: what to draw, from the controls' values (a call to a pure function
+  such as :func:`course_lib.widgets.boxes.iou_view`, which is tested on its own);
+- ``draw(result, ax)``: matplotlib calls only;
+- ``summary(result) -> str``: the one-line status under the controls ("IoU = 0.391, ...").
+
+The base class owns the plumbing: controls observed on ``"value"``, one reused Agg figure (not
+registered with pyplot, so nothing leaks and Jupyter's inline backend never shows it twice), and an
+``ipywidgets.Output`` whose content is replaced by the new PNG at every redraw. Writing the
+``outputs`` trait directly, rather than ``with output: display(...)``, needs no running kernel, so
+tests drive an explorer exactly as a student does, by setting ``control.value``.
+
+A new explorer copies this shape::
+
+    class CountExplorer(Explorer):
+        def __init__(self):
+            super().__init__({"n": widgets.IntSlider(value=3, min=0, max=10, description="n")})
+
+        def compute(self, n):
+            return {"n": n}
+
+        def draw(self, result, ax):
+            ax.bar(range(result["n"]), 1)
+
+        def summary(self, result):
+            return f"n = {result['n']}"
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from typing import Any
+
+import ipywidgets as widgets
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from course_lib.plotting import show_image
+
+# Sliders show their whole description ("IoU threshold") instead of a truncated one.
+WIDE_LABEL = {"description_width": "initial"}
+
+
+class Explorer:
+    """Base class of the course's interactive explorers.
+
+    Attributes:
+        controls (dict[str, ipywidgets.ValueWidget]): the knobs; their names are ``compute``'s
+            keyword arguments.
+        status (ipywidgets.HTML): one line summarizing the result.
+        output (ipywidgets.Output): holds the rendered figure.
+        figure (matplotlib.figure.Figure): the figure redrawn at every update (reused).
+        axes (tuple[Axes, ...]): its axes, emptied by :func:`clear_axes` before each ``draw``.
+        result (dict): the last value returned by ``compute``.
+        render_seconds (float): wall-clock time of the last compute + draw + PNG encoding.
+        widget (ipywidgets.VBox): controls, status and output, ready to display.
+
+    Args:
+        controls: name -> control; every control is observed on ``"value"``.
+        num_axes: the number of side-by-side axes ``draw`` receives.
+        figsize: the figure size in inches.
+        dpi: dots per inch of the rendered PNG.
+    """
+
+    def __init__(
+        self,
+        controls: dict[str, widgets.ValueWidget],
+        num_axes: int = 1,
+        figsize: tuple[float, float] = (5.0, 5.0),
+        dpi: int = 90,
+    ) -> None:
+        self.controls = dict(controls)
+        self.figure = Figure(figsize=figsize, dpi=dpi)
+        FigureCanvasAgg(self.figure)
+        self.axes: tuple[Axes, ...] = tuple(self.figure.subplots(1, num_axes, squeeze=False)[0])
+        height_px = int(figsize[1] * dpi)
+        self.status = widgets.HTML(value="")
+        # A fixed minimum height keeps the page from jumping while the browser decodes a new PNG.
+        self.output = widgets.Output(layout=widgets.Layout(min_height=f"{height_px}px"))
+        row = widgets.Box(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([row, self.status, self.output])
+        self.result: dict[str, Any] = {}
+        self.render_seconds = 0.0
+        self.png = b""
+        self._syncing = False
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def compute(self, **state: Any) -> dict[str, Any]:
+        """Return what to draw for the controls' values (call a pure, tested function here)."""
+        raise NotImplementedError
+
+    def draw(self, result: dict[str, Any], ax: Axes | tuple[Axes, ...]) -> None:
+        """Draw ``result`` on ``ax`` (a tuple of axes when ``num_axes > 1``), already emptied."""
+        raise NotImplementedError
+
+    def summary(self, result: dict[str, Any]) -> str:
+        """Return the one-line status text for ``result`` (plain text, escaped for HTML)."""
+        raise NotImplementedError
+
+    def sync_controls(self, result: dict[str, Any]) -> bool:
+        """Adapt dependent controls to ``result`` (a slider's range); return True if a value moved.
+
+        Changes made here do not trigger a redraw of their own; when this returns True the
+        explorer computes once more with the new values.
+        """
+        return False
+
+    # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def state(self) -> dict[str, Any]:
+        """The controls' current values, by name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _on_change(self, change: dict[str, Any]) -> None:
+        if not self._syncing:
+            self.update()
+
+    def update(self) -> None:
+        """Recompute, redraw and re-render; called on every control change."""
+        start = time.perf_counter()
+        self.result = self.compute(**self.state)
+        self._syncing = True
+        try:
+            moved = self.sync_controls(self.result)
+        finally:
+            self._syncing = False
+        if moved:
+            self.result = self.compute(**self.state)
+        for ax in self.axes:
+            clear_axes(ax)
+        self.draw(self.result, self.axes[0] if len(self.axes) == 1 else self.axes)
+        self.status.value = f"<span style='font-size: 1.1em'>{html.escape(self.summary(self.result))}</span>"
+        self.png = self.render_png()
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {"image/png": base64.b64encode(self.png).decode("ascii"), "text/plain": "<Figure>"},
+                "metadata": {},
+            },
+        )
+        self.render_seconds = time.perf_counter() - start
+
+    def render_png(self) -> bytes:
+        """Render the figure to PNG bytes (light compression: speed matters more than size)."""
+        buffer = io.BytesIO()
+        self.figure.canvas.print_png(buffer, pil_kwargs={"compress_level": 1})
+        return buffer.getvalue()
+
+    def close(self) -> None:
+        """Stop observing the controls and close every widget of this explorer."""
+        for control in self.controls.values():
+            control.unobserve(self._on_change, names="value")
+        _close_tree(self.widget)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def clear_axes(ax: Axes) -> None:
+    """Remove what the last ``draw`` added, but keep the axes themselves.
+
+    ``ax.clear()`` would also rebuild the axis ticks, which is most of a redraw's time; here only
+    the artists, the legend and the titles go, and the data limits are reset. Settings such as
+    limits, aspect and ``set_axis_off`` stay, so ``draw`` should set the ones it relies on.
+    Titles stay at ``y=1.0`` (no automatic placement, which measures the ticks at every draw).
+    """
+    for artists in (ax.images, ax.patches, ax.lines, ax.collections, ax.texts, ax.artists, ax.tables):
+        for artist in list(artists):
+            artist.remove()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    for location in ("left", "center", "right"):
+        # A fixed y turns off matplotlib's automatic title placement, which measures the ticks.
+        ax.set_title("", loc=location, y=1.0)
+    ax.set_prop_cycle(None)  # default colours restart at C0, as after ax.clear()
+    ax.relim()  # no artists left: forget the old data limits
+
+
+def draw_canvas(ax: Axes, image: Tensor | None, boxes: Tensor, size: float | None = None) -> None:
+    """Draw ``image``, or without one a dark square canvas of side ``size`` (default: fits ``boxes``)."""
+    if image is not None:
+        show_image(ax, image)
+        return
+    if size is None:
+        size = max(float(boxes.max()) if boxes.numel() else 0.0, 1.0)
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)  # image coordinates: y grows downwards
+    ax.set_aspect("equal")
+    ax.set_facecolor("0.2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _close_tree(widget: widgets.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()

@@ -1,0 +1,100 @@
+"""Tests for course_lib.nb: show_source, device, seeding, setup, timed."""
+
+import os
+import random
+import time
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from course_lib import nb, plotting
+
+
+def test_source_of_function_is_its_real_source():
+    source = nb.source_of(plotting.class_color)
+    assert source.startswith("def class_color(")
+    assert "tab10" in source
+
+
+def test_source_of_class_and_module():
+    assert nb.source_of(nb.Timer).startswith("@dataclass\nclass Timer")
+    assert nb.source_of(nb) == open(nb.__file__).read()
+
+
+def test_show_source_displays_highlighted_python(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects: shown.extend(objects))
+    assert nb.show_source(nb.device) is None
+    assert len(shown) == 1
+    code = shown[0]
+    assert isinstance(code, IPython.display.Code)
+    assert code.language == "python"
+    assert "def device()" in code.data
+    assert "highlight" in code._repr_html_()  # pygments markup, i.e. syntax highlighting
+
+
+def test_source_of_rejects_objects_without_source():
+    with pytest.raises(TypeError, match="expected a function, class, method or module"):
+        nb.source_of(len)
+    with pytest.raises(TypeError, match="got int"):
+        nb.source_of(3)
+
+
+def test_device_is_cpu_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert nb.device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert nb.device() == torch.device("cuda")
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_seed_everything_repeats_every_generator():
+    nb.seed_everything(3)
+    first = _draws()
+    nb.seed_everything(3)
+    assert _draws() == first
+    nb.seed_everything(4)
+    assert all(a != b for a, b in zip(_draws(), first, strict=True))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_seed_everything_rejects_bad_seeds(seed):
+    with pytest.raises(ValueError, match="expected a non-negative int"):
+        nb.seed_everything(seed)
+
+
+def test_setup_seeds_threads_and_figure_defaults():
+    threads = torch.get_num_threads()
+    saved = matplotlib.rcParams.copy()
+    try:
+        assert nb.setup(seed=5) is None
+        first = _draws()
+        assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
+        assert matplotlib.rcParams["font.size"] == 13
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == (7.0, 4.5)
+        nb.setup(seed=5)
+        assert _draws() == first
+    finally:
+        torch.set_num_threads(threads)
+        matplotlib.rcParams.update(saved)
+
+
+def test_timed_measures_the_block():
+    with nb.timed() as timer:
+        assert timer.seconds == 0.0
+        time.sleep(0.02)
+    assert 0.015 < timer.seconds < 5
+
+
+def test_timed_records_even_when_the_block_raises():
+    with pytest.raises(RuntimeError), nb.timed() as timer:
+        time.sleep(0.01)
+        raise RuntimeError("boom")
+    assert timer.seconds > 0.005
