@@ -261,7 +261,8 @@ def _pycocotools_ap(pred_boxes, pred_scores, gt_boxes, iou_threshold):
         coco_gt.dataset = {
             "images": [{"id": 1}], "categories": [{"id": 1}],
             "annotations": [
-                {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "area": box[2] * box[3]}
+                {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box, "area": box[2] * box[3],
+                 "iscrowd": 0}
                 for i, box in enumerate(xywh(gt_boxes))
             ],
         }
