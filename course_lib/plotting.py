@@ -132,6 +132,7 @@ def draw_boxes(
     linestyle: str = "-",
     linewidth: float = 2,
     alpha: float = 1.0,
+    max_tags: int | None = None,
 ) -> list[Rectangle]:
     """Draw ``xyxy`` boxes as rectangles, with a ``"name 0.87"`` tag when labels or scores are given.
 
@@ -143,6 +144,9 @@ def draw_boxes(
         class_names (sequence of str, optional): ``class_names[label]`` is written instead of the index.
         color: one matplotlib colour for every box, or one per box; default: the class colour.
         linestyle, linewidth, alpha: passed to each rectangle.
+        max_tags: tag at most this many boxes, those with the highest scores (the first ones
+            without scores). Text is the slowest thing matplotlib draws; an explorer that must
+            redraw at once caps it.
 
     On axes without an image the view is fitted to the boxes, with y pointing down as in an image;
     with an image (or limits set with ``set_xlim``/``set_ylim``), the view is left alone.
@@ -155,6 +159,11 @@ def draw_boxes(
     labels = _as_list(labels, num_boxes, "labels")
     scores = _as_list(scores, num_boxes, "scores")
     colors = _box_colors(color, labels, num_boxes)
+    tagged = set(range(num_boxes))
+    if max_tags is not None:
+        check_number(max_tags, "max_tags", 0, integer=True)
+        order = sorted(range(num_boxes), key=lambda i: -scores[i]) if scores is not None else range(num_boxes)
+        tagged = set(list(order)[:max_tags])
     rectangles = []
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         rectangle = Rectangle(
@@ -169,7 +178,7 @@ def draw_boxes(
             tag.append(class_names[label] if class_names is not None else str(label))
         if scores is not None:
             tag.append(f"{scores[index]:.2f}")
-        if tag:
+        if tag and index in tagged:
             ax.text(
                 x1, y1, " ".join(tag), color="white", fontsize=9, va="bottom", ha="left", clip_on=True,
                 bbox={"facecolor": colors[index], "alpha": 0.8 * alpha, "pad": 1, "edgecolor": "none"},

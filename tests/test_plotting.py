@@ -106,6 +106,18 @@ def test_draw_boxes_scores_only_and_per_box_colours(ax):
     assert all(patch.get_linestyle() == "--" for patch in ax.patches)
 
 
+def test_draw_boxes_max_tags_keeps_the_highest_scores(ax):
+    plotting.draw_boxes(ax, BOXES, scores=torch.tensor([0.2, 0.9, 0.5]), max_tags=2)
+    assert len(ax.patches) == 3
+    assert sorted(text.get_text() for text in ax.texts) == ["0.50", "0.90"]
+    plotting.draw_boxes(ax, BOXES, labels=[1, 2, 3], max_tags=1)  # no scores: the first boxes
+    assert ax.texts[-1].get_text() == "1" and len(ax.texts) == 3
+    plotting.draw_boxes(ax, BOXES, scores=[0.1, 0.2, 0.3], max_tags=0)
+    assert len(ax.texts) == 3
+    with pytest.raises(ValueError, match=r"max_tags: expected a value in \[0, inf\]"):
+        plotting.draw_boxes(ax, BOXES, scores=[0.1, 0.2, 0.3], max_tags=-1)
+
+
 def test_draw_boxes_accepts_numpy_and_a_single_colour(ax):
     plotting.draw_boxes(ax, BOXES.numpy(), labels=np.array([3, 3, 3]), color="white")
     assert len(ax.patches) == 3

@@ -80,9 +80,9 @@ def test_explorer_recomputes_and_redraws_on_every_value_change():
 def test_explorer_status_is_escaped_html_and_widget_holds_everything():
     explorer = CountExplorer()
     assert "n = 3 &lt;b&gt;" in explorer.status.value
-    controls_row, status, output = explorer.widget.children
+    controls_row, status, output, caption = explorer.widget.children
     assert list(controls_row.children) == [explorer.controls["n"]]
-    assert status is explorer.status and output is explorer.output
+    assert status is explorer.status and output is explorer.output and caption.value == ""
     assert explorer.state == {"n": 3}
 
 

@@ -61,13 +61,16 @@ class Explorer:
         axes (tuple[Axes, ...]): its axes, emptied by :func:`clear_axes` before each ``draw``.
         result (dict): the last value returned by ``compute``.
         render_seconds (float): wall-clock time of the last compute + draw + PNG encoding.
-        widget (ipywidgets.VBox): controls, status and output, ready to display.
+        caption (ipywidgets.HTML): static text under the figure.
+        widget (ipywidgets.VBox): controls, status, output and caption, ready to display.
 
     Args:
         controls: name -> control; every control is observed on ``"value"``.
         num_axes: the number of side-by-side axes ``draw`` receives.
         figsize: the figure size in inches.
         dpi: dots per inch of the rendered PNG.
+        caption: static HTML under the figure (a colour key, say); it costs nothing per redraw,
+            unlike text drawn in the figure.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class Explorer:
         num_axes: int = 1,
         figsize: tuple[float, float] = (5.0, 5.0),
         dpi: int = 90,
+        caption: str = "",
     ) -> None:
         self.controls = dict(controls)
         self.figure = Figure(figsize=figsize, dpi=dpi)
@@ -86,7 +90,8 @@ class Explorer:
         # A fixed minimum height keeps the page from jumping while the browser decodes a new PNG.
         self.output = widgets.Output(layout=widgets.Layout(min_height=f"{height_px}px"))
         row = widgets.Box(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
-        self.widget = widgets.VBox([row, self.status, self.output])
+        self.caption = widgets.HTML(value=caption)
+        self.widget = widgets.VBox([row, self.status, self.output, self.caption])
         self.result: dict[str, Any] = {}
         self.render_seconds = 0.0
         self.png = b""

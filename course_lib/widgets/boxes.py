@@ -183,18 +183,27 @@ class APExplorer(Explorer):
         pred_scores (Tensor[N]): their confidences.
         gt_boxes (Tensor[M, 4]): ground-truth boxes of that class.
         image (Tensor[3, H, W], optional): drawn under the boxes.
+        max_tags: score tags are written on the best-scored detections only, so that a redraw
+            stays fast (text is slow to draw).
     """
 
     def __init__(self, pred_boxes: Tensor, pred_scores: Tensor, gt_boxes: Tensor,
-                 image: Tensor | None = None) -> None:
+                 image: Tensor | None = None, max_tags: int = 10) -> None:
         check_boxes(pred_boxes, "pred_boxes")
         check_scores(pred_scores, pred_boxes.shape[0], "pred_scores")
         check_boxes(gt_boxes, "gt_boxes")
         self.pred_boxes, self.pred_scores, self.gt_boxes = pred_boxes, pred_scores, gt_boxes
         self.image = image
+        self.max_tags = check_number(max_tags, "max_tags", 0, integer=True)
         threshold = widgets.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05, description="IoU threshold",
                                         continuous_update=True, readout_format=".2f", style=WIDE_LABEL)
-        super().__init__({"iou_threshold": threshold}, num_axes=2, figsize=(9.0, 4.5))
+        caption = (
+            f"<div style='font-size: 0.9em'><span style='color: {TP_COLOR}'>■ true positive</span> &nbsp; "
+            f"<span style='color: {FP_COLOR}'>■ false positive</span> &nbsp; ▭ dashed: ground truth &nbsp; "
+            "PR curve: grey dots = precision after each detection, best score first; green = "
+            "interpolated precision (its area is the AP)</div>"
+        )
+        super().__init__({"iou_threshold": threshold}, num_axes=2, figsize=(9.0, 4.5), caption=caption)
 
     def compute(self, iou_threshold: float) -> dict[str, Any]:
         return ap_view(self.pred_boxes, self.pred_scores, self.gt_boxes, round(iou_threshold, 4))
@@ -204,7 +213,8 @@ class APExplorer(Explorer):
         draw_canvas(image_ax, self.image, torch.cat([self.pred_boxes, self.gt_boxes]))
         draw_boxes(image_ax, self.gt_boxes, color=GT_COLOR, linestyle="--", linewidth=2)
         colors = [TP_COLOR if tp else FP_COLOR for tp in result["is_true_positive"].tolist()]
-        draw_boxes(image_ax, self.pred_boxes, scores=self.pred_scores, color=colors, linewidth=2)
+        draw_boxes(image_ax, self.pred_boxes, scores=self.pred_scores, color=colors, linewidth=2,
+                   max_tags=self.max_tags)
         image_ax.set_title(f"TP (green) {result['num_true_positives']}, FP (red) "
                            f"{result['num_predictions'] - result['num_true_positives']}", fontsize=11)
         recall, precision, envelope = result["recall"], result["precision"], result["envelope"]
@@ -217,9 +227,10 @@ class APExplorer(Explorer):
                                   alpha=0.25, color=TP_COLOR)
             curve_ax.step(recall_line, torch.cat([envelope[:1], envelope]).tolist(), where="pre",
                           color=TP_COLOR, linewidth=2, label="interpolated")
-            curve_ax.legend(loc="lower left", fontsize=9)
         curve_ax.set_xlim(0, 1.02)
         curve_ax.set_ylim(0, 1.05)
+        curve_ax.set_xticks([0, 0.5, 1])  # few ticks: tick labels are text, the slowest to draw
+        curve_ax.set_yticks([0, 0.5, 1])
         curve_ax.set_xlabel("recall")
         curve_ax.set_ylabel("precision")
         curve_ax.set_title(f"AP@IoU={result['iou_threshold']:.2f} = {result['ap']:.3f}", fontsize=11)
