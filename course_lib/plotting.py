@@ -184,7 +184,7 @@ def draw_boxes(
                 bbox={"facecolor": colors[index], "alpha": 0.8 * alpha, "pad": 1, "edgecolor": "none"},
             )
     if num_boxes:
-        ax.update_datalim(boxes.view(-1, 2).numpy())  # (2N, 2) corners, as add_patch would do
+        ax.update_datalim(boxes.reshape(-1, 2).numpy())  # (2N, 2) corners, as add_patch would do
         if not ax.images:  # no image to frame the view: fit it to the boxes, y pointing down
             ax.autoscale_view()
             if not ax.yaxis_inverted():

@@ -142,6 +142,12 @@ def test_draw_boxes_accepts_integer_pixel_boxes(ax):
     assert (rectangle.get_xy(), rectangle.get_width(), rectangle.get_height()) == ((1.0, 2.0), 4.0, 7.0)
 
 
+def test_draw_boxes_accepts_a_non_contiguous_slice(ax):
+    """Regression: boxes[::2] of a bigger tensor failed in .view()."""
+    assert len(plotting.draw_boxes(ax, torch.cat([BOXES, BOXES], dim=0)[::2])) == 3
+    assert len(plotting.draw_boxes(ax, BOXES.t().contiguous().t())) == 3
+
+
 def test_draw_boxes_with_zero_boxes_draws_nothing(ax):
     assert plotting.draw_boxes(ax, torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.int64),
                                scores=torch.zeros(0)) == []

@@ -38,11 +38,13 @@ import time
 from typing import Any
 
 import ipywidgets as widgets
+import torch
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from course_lib._checks import check_boxes
 from course_lib.plotting import show_image
 
 # Sliders show their whole description ("IoU threshold") instead of a truncated one.
@@ -85,6 +87,8 @@ class Explorer:
         self.figure = Figure(figsize=figsize, dpi=dpi)
         FigureCanvasAgg(self.figure)
         self.axes: tuple[Axes, ...] = tuple(self.figure.subplots(1, num_axes, squeeze=False)[0])
+        # Fixed, narrow margins: a layout engine would re-measure every text at every redraw.
+        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.93, wspace=0.25)
         height_px = int(figsize[1] * dpi)
         self.status = widgets.HTML(value="")
         # A fixed minimum height keeps the page from jumping while the browser decodes a new PNG.
@@ -172,6 +176,17 @@ class Explorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def as_box(box: Any, name: str) -> Tensor:
+    """One ``xyxy`` box with positive width and height, as a float ``Tensor[4]``."""
+    box = torch.as_tensor(box, dtype=torch.float32) if not isinstance(box, Tensor) else box.float()
+    if box.shape != (4,):
+        raise ValueError(f"{name}: expected 4 numbers (x1, y1, x2, y2), got shape {tuple(box.shape)}")
+    check_boxes(box[None], name)
+    if not (box[2] > box[0] and box[3] > box[1]):
+        raise ValueError(f"{name}: expected x2 > x1 and y2 > y1, got {box.tolist()}")
+    return box
 
 
 def clear_axes(ax: Axes) -> None:

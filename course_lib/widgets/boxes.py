@@ -19,19 +19,9 @@ from course_lib import metrics
 from course_lib._checks import check_boxes, check_number, check_scores
 from course_lib.boxes import box_iou, generalized_box_iou
 from course_lib.plotting import draw_boxes
-from course_lib.widgets.base import WIDE_LABEL, Explorer, draw_canvas
+from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, draw_canvas
 
 GT_COLOR, TP_COLOR, FP_COLOR = "white", "#2ca02c", "#d62728"
-
-
-def _one_box(box: Any, name: str) -> Tensor:
-    box = torch.as_tensor(box, dtype=torch.float32) if not isinstance(box, Tensor) else box.float()
-    if box.shape != (4,):
-        raise ValueError(f"{name}: expected 4 numbers (x1, y1, x2, y2), got shape {tuple(box.shape)}")
-    check_boxes(box[None], name)
-    if not (box[2] > box[0] and box[3] > box[1]):
-        raise ValueError(f"{name}: expected x2 > x1 and y2 > y1, got {box.tolist()}")
-    return box
 
 
 def iou_view(box_a: Sequence[float] | Tensor, box_b: Sequence[float] | Tensor) -> dict[str, Any]:
@@ -48,7 +38,7 @@ def iou_view(box_a: Sequence[float] | Tensor, box_b: Sequence[float] | Tensor) -
         (a list of 4 floats, or None when the boxes do not overlap), ``enclosing_box``,
         ``intersection_area``, ``union_area`` and ``enclosing_area``.
     """
-    box_a, box_b = _one_box(box_a, "box_a"), _one_box(box_b, "box_b")
+    box_a, box_b = as_box(box_a, "box_a"), as_box(box_b, "box_b")
     top_left, bottom_right = torch.maximum(box_a[:2], box_b[:2]), torch.minimum(box_a[2:], box_b[2:])
     overlaps = bool((bottom_right > top_left).all())
     intersection_area = float((bottom_right - top_left).prod()) if overlaps else 0.0
@@ -75,7 +65,7 @@ class IoUExplorer(Explorer):
 
     def __init__(self, box_a: Sequence[float] = (20, 20, 70, 70), image_size: int = 128) -> None:
         check_number(image_size, "image_size", 8, integer=True)
-        self.box_a = _one_box(box_a, "box_a").tolist()
+        self.box_a = as_box(box_a, "box_a").tolist()
         self.image_size = image_size
 
         def slider(name: str, value: int, low: int) -> widgets.IntSlider:
