@@ -31,7 +31,7 @@ from course_lib._checks import check_boxes, check_number
 ANCHOR_STYLES = {
     1: {"name": "positive", "color": "#2ca02c", "linewidth": 2.0, "alpha": 1.0},
     -1: {"name": "ignored", "color": "#ff7f0e", "linewidth": 1.0, "alpha": 0.8},
-    0: {"name": "negative", "color": "#1f77b4", "linewidth": 0.5, "alpha": 0.25},
+    0: {"name": "negative", "color": "#1f77b4", "linewidth": 0.5, "alpha": 0.15},
 }
 
 

@@ -1,14 +1,21 @@
 """Interactive explorers: each is a pure function (tested on its own) plus a thin ipywidgets wrapper."""
 
-from course_lib.widgets.base import Explorer, clear_axes, draw_canvas
+from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
+from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_view, nms_view, noisy_detections
 
 __all__ = [
     "Explorer",
+    "as_box",
     "clear_axes",
     "draw_canvas",
     "IoUExplorer",
     "iou_view",
     "APExplorer",
     "ap_view",
+    "AnchorExplorer",
+    "anchor_view",
+    "NMSExplorer",
+    "nms_view",
+    "noisy_detections",
 ]
