@@ -87,13 +87,14 @@ def test_explorer_status_is_escaped_html_and_widget_holds_everything():
 
 
 def test_explorer_never_prints_and_never_opens_a_pyplot_figure():
+    figures_before = plt.get_fignums()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         explorer = CountExplorer()
         for value in range(10):
             explorer.controls["n"].value = value
     assert stdout.getvalue() == ""
-    assert plt.get_fignums() == []
+    assert plt.get_fignums() == figures_before
 
 
 def test_explorer_displays_its_widget(monkeypatch):
