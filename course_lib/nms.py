@@ -21,9 +21,10 @@ from torch import Tensor
 from course_lib._checks import check_boxes, check_choice, check_number, check_scores, check_tensor
 from course_lib.boxes import _area, _inter_union, _upcast
 
-# The first block is small, so that when a few boxes suppress most others (a detector's output) little
-# work is spent before they do; later blocks grow, to amortize Python's per-op overhead.
-_BLOCK_SIZES = (128, 256, 512)
+# Candidates go through in blocks: small enough that the (block x block) IoUs cost little when most
+# candidates survive, large enough to amortize Python's per-op overhead. The first block is smaller,
+# so that when a few boxes suppress most others (a detector's output) little work precedes them.
+_BLOCK_SIZES = (128, 256)
 # Blocks shrink when there are many candidates, to keep each (block x candidates) temporary <= 16 MB.
 _MAX_PAIRS = 2**22
 
@@ -56,7 +57,7 @@ def _iou_rows(rows1: Tensor, rows2: Tensor) -> Tensor:
 
 
 def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tensor | None = None) -> Tensor:
-    """Greedy NMS, vectorized by blocks; boxes of different ``idxs`` never suppress each other.
+    """Greedy NMS, vectorized by blocks; with ``idxs``, boxes of different classes never interact.
 
     Sort by score. Take the best few candidates left (a block); inside it, a candidate is kept when
     no kept candidate before it overlaps it. Those decisions depend on each other, so they are
@@ -65,14 +66,19 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
     result, usually in 2-4 passes. Then the block's kept boxes suppress all remaining candidates at
     once, so a suppressed box is never compared again (the C++ kernel skips them too). The work is
     about (kept x candidates) IoUs, like torchvision's, done in a few dozen tensor ops.
+
+    Per class, candidates are sorted by class first: then a block's kept boxes can only meet the
+    remaining candidates of the block's last class, a prefix of them.
     """
     threshold = _threshold_as(iou_threshold, boxes.dtype)
     order = torch.sort(scores, descending=True, stable=True).indices  # (N,) ties: lower index first
+    if idxs is not None:
+        order = order[torch.sort(idxs[order], stable=True).indices]  # (N,) by class, then as before
+        classes = idxs[order]  # (N,)
     x1, y1, x2, y2 = boxes.index_select(0, order).unbind(1)  # 4 x (N,)
-    # One column per candidate, in score order: one gather moves all that a candidate needs.
+    # One column per candidate, in that order: one gather moves all that a candidate needs.
     candidates = torch.stack((x1, y1, x2, y2, (x2 - x1) * (y2 - y1)))  # (5, N) x1, y1, x2, y2, area
     index = order  # (N,) original index of each candidate
-    classes = None if idxs is None else idxs.index_select(0, order)  # (N,)
     kept, step = [], 0
     while index.numel():
         size = _BLOCK_SIZES[min(step, len(_BLOCK_SIZES) - 1)]
@@ -81,9 +87,11 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
         block_index, index = index[:size], index[size:]  # (B,), (R,)
         # suppresses[i, j] = 1: block box i, if kept, removes block box j (only better boxes do).
         suppresses = (_iou_rows(block, block) > threshold).triu_(diagonal=1)  # (B, B)
-        if classes is not None:
+        reach = index.numel()  # how many of the remaining candidates the block's boxes can suppress
+        if idxs is not None:
             block_classes, classes = classes[:size], classes[size:]  # (B,), (R,)
             suppresses &= block_classes[:, None] == block_classes
+            reach = int((classes == block_classes[-1]).sum())
         suppresses = suppresses.to(boxes.dtype)
         keep = suppresses.sum(dim=0) == 0  # (B,) first pass: as if every box were kept
         while True:  # Cluster-NMS: iterate keep = "no kept box before me suppresses me"
@@ -94,17 +102,23 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
         keep = keep.nonzero()[:, 0]  # (b,)
         block = block.index_select(1, keep)  # (5, b)
         kept.append(block_index.index_select(0, keep))
-        if index.numel() == 0:
-            break
+        if reach == 0:
+            continue
         # The block's kept boxes remove, at once, every remaining candidate they overlap.
-        overlaps = _iou_rows(block, candidates)  # (b, R)
-        if classes is not None:
-            overlaps *= block_classes.index_select(0, keep)[:, None] == classes
+        overlaps = _iou_rows(block, candidates[:, :reach])  # (b, reach)
+        if idxs is not None:  # only the block's boxes of the last class count
+            overlaps *= (block_classes.index_select(0, keep) == classes[0])[:, None]
         survivors = (overlaps.amax(dim=0) > threshold).logical_not_().nonzero()[:, 0]  # (R',)
+        if reach < index.numel():
+            survivors = torch.cat((survivors, torch.arange(reach, index.numel(), device=index.device)))
         candidates, index = candidates.index_select(1, survivors), index.index_select(0, survivors)
-        if classes is not None:
+        if idxs is not None:
             classes = classes.index_select(0, survivors)
-    return torch.cat(kept)  # (K,) original indices by decreasing score
+    kept = torch.cat(kept)  # (K,) original indices
+    if idxs is not None:  # from class by class back to decreasing score, ties by lower index
+        kept = kept.sort().values
+        kept = kept[torch.sort(scores[kept], descending=True, stable=True).indices]
+    return kept
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
@@ -137,8 +151,8 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     * the coordinate-offset trick: shift every box of class ``c`` by ``c * (max coordinate + 1)``
       so that classes cannot overlap, then run one plain ``nms``. It needs coordinates >= 0
       (torchvision assumes that too, and is wrong otherwise), so we skip it when any is negative;
-    * per-class NMS on the original coordinates: here our block algorithm simply ignores the IoU of
-      pairs from different classes.
+    * NMS class by class on the original coordinates (the block algorithm, with the candidates
+      sorted by class first), the kept boxes then merged by score.
 
     Args:
         boxes (Tensor[N, 4]): ``xyxy`` boxes.
