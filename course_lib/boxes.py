@@ -144,8 +144,9 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     enclosing_width = torch.maximum(x2a, x2b).sub_(torch.minimum(x1a, x1b))  # (N, M)
     enclosing_height = torch.maximum(y2a, y2b).sub_(torch.minimum(y1a, y1b))  # (N, M)
     enclosing = enclosing_width.mul_(enclosing_height)  # (N, M)
+    # GIoU = IoU - (C - U) / C, computed in place as IoU + (U - C) / C (the same floats).
     # A zero enclosing area implies a zero union: the penalty is 0 / 0, taken as 0.
-    return iou - ((enclosing - union) / enclosing).nan_to_num_(nan=0.0)  # (N, M)
+    return iou.add_(union.sub_(enclosing).div_(enclosing).nan_to_num_(nan=0.0))  # (N, M)
 
 
 def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:
