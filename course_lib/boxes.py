@@ -49,16 +49,20 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     if in_fmt == out_fmt:
         return boxes.clone()
     # Like torchvision, go through xyxy: two short conversions instead of six.
-    a, b, c, d = boxes.unbind(1)  # 4 x (N,)
     if in_fmt == "xywh":
-        a, b, c, d = a, b, a + c, b + d
+        x1, y1, width, height = boxes.unbind(1)  # 4 x (N,)
+        x2, y2 = x1 + width, y1 + height
     elif in_fmt == "cxcywh":
-        a, b, c, d = a - 0.5 * c, b - 0.5 * d, a + 0.5 * c, b + 0.5 * d
+        centre_x, centre_y, width, height = boxes.unbind(1)  # 4 x (N,)
+        x1, y1 = centre_x - 0.5 * width, centre_y - 0.5 * height
+        x2, y2 = centre_x + 0.5 * width, centre_y + 0.5 * height
+    else:
+        x1, y1, x2, y2 = boxes.unbind(1)  # 4 x (N,)
     if out_fmt == "xywh":
-        a, b, c, d = a, b, c - a, d - b
-    elif out_fmt == "cxcywh":
-        a, b, c, d = (a + c) / 2, (b + d) / 2, c - a, d - b
-    return torch.stack((a, b, c, d), dim=1)  # (N, 4)
+        return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=1)  # (N, 4)
+    if out_fmt == "cxcywh":
+        return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=1)  # (N, 4)
+    return torch.stack((x1, y1, x2, y2), dim=1)  # (N, 4)
 
 
 def box_area(boxes: Tensor) -> Tensor:
