@@ -279,6 +279,13 @@ def test_every_known_mistake_is_caught_by_some_case_with_its_own_hint(exercise):
 # ----------------------------------------------------------------------------- the framework
 
 
+def test_nms_difference_is_described(capsys):
+    check_nms(nms_never_removes)
+    assert "which should be removed" in capsys.readouterr().out
+    check_nms(nms_index_order)
+    assert "the right boxes, in another order" in capsys.readouterr().out
+
+
 def test_stub_reports_not_implemented_without_raising(capsys):
     def iou(box_a, box_b):
         raise NotImplementedError  # your code
@@ -300,7 +307,8 @@ def test_student_exception_is_reported_as_a_message(capsys):
 def test_wrong_return_type_is_explained(capsys):
     result = check_iou(lambda a, b: "0.5")
     assert not result
-    assert "expected a number, got str" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "expected a number, got str" in out and "Hint: iou(box_a, box_b) -> float" in out
 
 
 def test_a_loop_that_never_ends_is_stopped(monkeypatch, capsys):
@@ -329,6 +337,7 @@ def test_first_failure_only_is_printed_and_the_rest_counted(capsys):
     out = capsys.readouterr().out
     assert len(result.failures) == result.num_cases == len(IOU.cases)
     assert out.count("Hint:") == 1 and f"{result.num_cases - 1} other cases also fail" in out
+    assert "Hint: IoU = intersection / union" in out  # no known mistake explains 0.123: the case's own hint
 
 
 def test_verbose_false_prints_nothing(capsys):
