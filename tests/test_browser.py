@@ -148,8 +148,8 @@ def _wait_until_idle(page, server, timeout_s: float = 240) -> None:
     raise AssertionError("the notebook did not finish running in time")
 
 
-def _kept_count(page) -> tuple[int, int]:
-    text = page.locator(".widget-html, .widget-label").filter(has_text=KEPT_PATTERN).first.inner_text()
+def _kept_count(status) -> tuple[int, int]:
+    text = status.text_content() or ""
     match = KEPT_PATTERN.search(text)
     assert match, f"no 'kept k of n boxes' in {text!r}"
     return int(match.group(1)), int(match.group(2))
@@ -157,7 +157,7 @@ def _kept_count(page) -> tuple[int, int]:
 
 def test_nms_slider_in_jupyterlab(lab_server):
     _require_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -176,20 +176,29 @@ def test_nms_slider_in_jupyterlab(lab_server):
 
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-            page.wait_for_selector(".widget-html, .widget-label", timeout=120_000)
             _wait_until_idle(page, lab_server)
 
-            slider = page.locator(".widget-slider").filter(
+            # The NMS explorer is the widget box that shows "kept k of n boxes"; its slider
+            # "IoU threshold" is the one to move (other explorers may use the same label).
+            status = page.locator(".widget-html").filter(has_text=KEPT_PATTERN).first
+            # JupyterLab skips rendering off-screen cells, so bring the explorer into view first.
+            status.scroll_into_view_if_needed(timeout=60_000)
+            expect(status).to_contain_text(KEPT_PATTERN, timeout=60_000)
+            explorer = page.locator(".widget-vbox").filter(has=status).last
+            slider = explorer.locator(".widget-slider").filter(
                 has=page.locator(".widget-label", has_text=re.compile(r"^IoU threshold$"))
             ).first
             slider.scroll_into_view_if_needed()
-            before = _kept_count(page)
+            before = _kept_count(status)
             handle = slider.locator(".noUi-handle").first
             handle.focus()
             for key in ["ArrowLeft", "ArrowLeft", "ArrowLeft"]:
                 handle.press(key)
-            page.wait_for_timeout(1500)
-            after = _kept_count(page)
+            expect(status).not_to_contain_text(
+                f"kept {before[0]} of {before[1]} boxes", timeout=30_000
+            )
+            _wait_until_idle(page, lab_server, timeout_s=60)  # every key press has been handled
+            after = _kept_count(status)
             page.screenshot(path=str(ARTIFACTS / "browser-02_anchors_and_nms.png"), full_page=False)
         finally:
             browser.close()
