@@ -42,7 +42,7 @@ bench: setup
 # Re-execute every notebook in place after a library change (outputs are stored).
 notebooks: setup
 	for nb in $(NOTEBOOKS); do \
-	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
 	done
 
 clean:

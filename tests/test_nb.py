@@ -98,3 +98,18 @@ def test_timed_records_even_when_the_block_raises():
         time.sleep(0.01)
         raise RuntimeError("boom")
     assert timer.seconds > 0.005
+
+
+def test_show_as_jpeg_displays_a_jpeg_and_closes_the_figure(monkeypatch):
+    import matplotlib.pyplot as plt
+    from IPython import display as ipython_display
+
+    from course_lib.nb import show_as_jpeg
+
+    shown = []
+    monkeypatch.setattr(ipython_display, "display", lambda obj: shown.append(obj))
+    figure, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow([[0, 1], [1, 0]])
+    show_as_jpeg(figure)
+    assert len(shown) == 1 and shown[0].data[:2] == b"\xff\xd8"  # the JPEG magic number
+    assert not plt.fignum_exists(figure.number)

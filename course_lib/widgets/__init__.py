@@ -2,6 +2,7 @@
 
 from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
+from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_view, nms_view, noisy_detections
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "NMSExplorer",
     "nms_view",
     "noisy_detections",
+    "SceneExplorer",
+    "scene_view",
 ]
