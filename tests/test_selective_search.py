@@ -172,7 +172,8 @@ def test_oracle_recall_against_opencv_on_a_few_scenes():
         gt.append(torch.from_numpy(scene.boxes))
     ours_recall, their_recall = proposal_recall(ours, gt), proposal_recall(theirs, gt)
     assert ours_recall[500] >= their_recall[500] > 0.5
-    assert ours_recall[100] >= their_recall[100] - 0.1
+    # OpenCV ranks with an unseeded rand(): compare at counts above its ~75 proposals per image.
+    assert ours_recall[200] >= their_recall[200] - 0.05
 
 
 # ----------------------------------------------------------------------------- ground truth files
