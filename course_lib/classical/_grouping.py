@@ -54,39 +54,37 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
     hist = np.empty((total, width))  # (2R-1, D)
     if parts:
         hist[:num_initial] = np.concatenate(parts, axis=1)
-    sizes = np.empty(total)
-    sizes[:num_initial] = regions.sizes
-    boxes = np.empty((total, 4))
-    boxes[:num_initial] = regions.boxes
     use_size, use_fill = "S" in similarity, "F" in similarity
 
-    def similarity_to(region: int | np.ndarray, others: np.ndarray) -> np.ndarray:
-        """Similarity of ``region`` (one id, or one per entry of ``others``) to each of ``others``."""
-        score = np.zeros(len(others))
+    def pair_similarities(firsts: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        """Similarities of the initial pairs ``(firsts[p], seconds[p])``, all at once: (P,)."""
+        score = np.zeros(len(firsts))
         if parts:
-            score += np.minimum(hist[others], hist[region]).sum(axis=1)
+            score += np.minimum(hist[firsts], hist[seconds]).sum(axis=1)
+        pair_size = regions.sizes[firsts] + regions.sizes[seconds]
         if use_size:
-            score += 1 - (sizes[others] + sizes[region]) / image_size
+            score += 1 - pair_size / image_size
         if use_fill:
-            low = np.minimum(boxes[others, :2], boxes[region, :2])  # (K, 2)
-            high = np.maximum(boxes[others, 2:], boxes[region, 2:])  # (K, 2)
-            box_area = np.prod(high - low, axis=1)
-            score += 1 - (box_area - sizes[others] - sizes[region]) / image_size
+            low = np.minimum(regions.boxes[firsts, :2], regions.boxes[seconds, :2])  # (P, 2)
+            high = np.maximum(regions.boxes[firsts, 2:], regions.boxes[seconds, 2:])  # (P, 2)
+            score += 1 - (np.prod(high - low, axis=1) - pair_size) / image_size
         return score
 
     neighbours: list[set[int]] = [set() for _ in range(num_initial)]
     heap = []
     firsts, seconds = regions.pairs[:, 0], regions.pairs[:, 1]
     if len(regions.pairs):
-        scores = similarity_to(firsts, seconds)  # (P,)
+        scores = pair_similarities(firsts, seconds)  # (P,)
         heap = list(zip((-scores).tolist(), firsts.tolist(), seconds.tolist(), strict=True))
         heapq.heapify(heap)
     for a, b in zip(firsts.tolist(), seconds.tolist(), strict=True):
         neighbours[a].add(b)
         neighbours[b].add(a)
 
-    alive = np.zeros(total, bool)
-    alive[:num_initial] = True
+    # One merge touches a handful of regions: plain Python lists for sizes and boxes are faster
+    # there than numpy calls; only the histograms stay in numpy.
+    sizes, boxes = regions.sizes.tolist(), regions.boxes.tolist()
+    alive = [True] * num_initial
     merges, merged_similarities = [], []
     new = num_initial
     while heap:
@@ -94,12 +92,16 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         if not (alive[a] and alive[b]):
             continue  # a pair of a region that has already been merged
         size_a, size_b = sizes[a], sizes[b]
-        sizes[new] = size_a + size_b
-        hist[new] = (size_a * hist[a] + size_b * hist[b]) / sizes[new]  # Eq. 2: propagate, not recompute
-        boxes[new, :2] = np.minimum(boxes[a, :2], boxes[b, :2])
-        boxes[new, 2:] = np.maximum(boxes[a, 2:], boxes[b, 2:])
+        size = size_a + size_b
+        if parts:
+            hist[new] = (size_a * hist[a] + size_b * hist[b]) / size  # Eq. 2: propagate, not recompute
+        box_a, box_b = boxes[a], boxes[b]
+        box = [min(box_a[0], box_b[0]), min(box_a[1], box_b[1])]
+        box += [max(box_a[2], box_b[2]), max(box_a[3], box_b[3])]  # union of the two boxes
+        sizes.append(size)
+        boxes.append(box)
         alive[a] = alive[b] = False
-        alive[new] = True
+        alive.append(True)
         around = (neighbours[a] | neighbours[b]) - {a, b}
         for other in around:
             neighbours[other] -= {a, b}
@@ -107,12 +109,21 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         neighbours.append(around)
         merges.append((a, b))
         merged_similarities.append(-negative)
-        if around:
-            others = np.fromiter(sorted(around), np.int64, len(around))
-            for score, other in zip(similarity_to(new, others).tolist(), others.tolist(), strict=True):
-                heapq.heappush(heap, (-score, other, new))
+        others = sorted(around)
+        scores = np.minimum(hist[others], hist[new]).sum(axis=1).tolist() if parts else [0.0] * len(others)
+        for score, other in zip(scores, others, strict=True):
+            if use_size:
+                score += 1 - (sizes[other] + size) / image_size
+            if use_fill:
+                box_o = boxes[other]
+                box_area = (max(box_o[2], box[2]) - min(box_o[0], box[0])) * (
+                    max(box_o[3], box[3]) - min(box_o[1], box[1])
+                )
+                score += 1 - (box_area - sizes[other] - size) / image_size
+            heapq.heappush(heap, (-score, other, new))
         new += 1
     if new != total:  # the regions of one image always form one connected graph
         raise AssertionError(f"grouping ended with {total - new + 1} regions; expected one")
+    boxes = np.array(boxes, np.float64).reshape(-1, 4)  # (2R-1, 4)
     return Grouping(boxes, np.array(merges, np.int64).reshape(-1, 2), np.array(merged_similarities))
 
