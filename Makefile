@@ -37,7 +37,7 @@ notebooks-test: setup
 	$(PY) -m pytest $(PYTEST_NB) notebooks
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH)
 
 # Re-execute every notebook in place after a library change (outputs are stored).
 notebooks: setup

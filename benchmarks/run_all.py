@@ -45,9 +45,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """Run the benchmarks named on the command line (``nms metrics``), or all of them."""
     rows: list[dict] = []
-    for path in sorted(HERE.glob("bench_*.py")):
+    paths = sorted(HERE.glob("bench_*.py"))
+    if names:
+        paths = [path for path in paths if path.stem.removeprefix("bench_") in names]
+    for path in paths:
         print(f"== {path.name}")
         rows.extend(load(path).main())
     text = README.read_text()
@@ -59,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
