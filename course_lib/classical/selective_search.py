@@ -16,6 +16,15 @@ Differences from the paper: the 8 texture orientations are the positive and nega
 Gaussian derivatives along 4 axes (the paper does not say how the sign is handled); neighbours are
 4-connected; the intensity-based colour spaces are the paper's list without the opponent and
 C-invariant ones (``"rgb"`` is offered instead).
+
+OpenCV's implementation (``cv2.ximgproc.segmentation``, the reference of the tests and of
+``benchmarks/bench_selective_search.py``) differs in its settings: its fast mode uses k = 150, 300
+and 450, and it ranks by ``random * depth`` with the initial regions at depth 1, so small regions
+come first (its source says this is inverted from the paper), with an unseeded ``rand()``.
+
+Cost: the over-segmentation (``felzenszwalb``, once per colour space and k) takes about 60% of
+the time; the per-pixel histogram bins are computed once per colour space and the initial region
+statistics once per (colour space, k), then shared by every similarity set.
 """
 
 from __future__ import annotations
