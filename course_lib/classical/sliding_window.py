@@ -203,22 +203,36 @@ class SlidingWindowDetector:
         if len(positive_features) == 0 or sum(map(len, negative_features)) == 0:
             raise ValueError("fit: expected at least one positive and one negative crop, got "
                              f"{len(positive_features)} and {len(negative_features[0])}")
-        self._train(positive_features, np.concatenate(negative_features))
+        self.fit_features(positive_features, np.concatenate(negative_features))
         for _ in range(rounds):
             for index, image in enumerate(negative_images):
-                boxes, features = self.windows(image)
-                scores = self._score(features)
-                if object_boxes is not None and len(object_boxes[index]):
-                    near = box_iou(boxes, object_boxes[index].float()).amax(dim=1) >= 0.3
-                    scores[near.numpy()] = -np.inf
-                order = np.argsort(-scores, kind="stable")[:hard_per_image]
-                order = order[scores[order] > -1]
-                negative_features.append(features[order])
-            self._train(positive_features, np.concatenate(negative_features))
-        self.num_negatives_ = sum(map(len, negative_features))
+                near = None if object_boxes is None else object_boxes[index]
+                negative_features.append(self.hard_negatives(*self.windows(image), near, hard_per_image))
+            self.fit_features(positive_features, np.concatenate(negative_features))
         return self
 
-    def _train(self, positive_features: np.ndarray, negative_features: np.ndarray) -> None:
+    def hard_negatives(
+        self,
+        boxes: Tensor,
+        features: np.ndarray,
+        object_boxes: Tensor | None = None,
+        hard_per_image: int = 20,
+    ) -> np.ndarray:
+        """The features of the ``hard_per_image`` best-scoring windows with score > -1 that overlap no
+        object box (IoU < 0.3): ``ndarray[M, D]``. ``boxes, features`` come from :meth:`windows`."""
+        scores = self._score(features)
+        if object_boxes is not None and len(object_boxes):
+            near = box_iou(boxes, object_boxes.float()).amax(dim=1) >= 0.3
+            scores[near.numpy()] = -np.inf
+        order = np.argsort(-scores, kind="stable")[:hard_per_image]
+        return features[order[scores[order] > -1]]
+
+    def fit_features(self, positive_features: np.ndarray, negative_features: np.ndarray) -> None:
+        """Train the SVM on feature vectors (``ndarray[P, D]`` objects, ``ndarray[N, D]`` background).
+
+        ``class_weight="balanced"``: the negatives outnumber the positives, often 10 to 1.
+        """
+        self.num_negatives_ = len(negative_features)
         features = np.concatenate([positive_features, negative_features])
         targets = np.r_[np.ones(len(positive_features)), np.zeros(len(negative_features))]
         self.svm = LinearSVC(C=self.C, class_weight="balanced", dual=False, random_state=0, max_iter=5000)
@@ -235,13 +249,15 @@ class SlidingWindowDetector:
 
     # ------------------------------------------------------------------ detection
 
-    def detect(self, image: Any, score_threshold: float | None = None) -> dict[str, Tensor]:
+    def detect(self, image: Any, score_threshold: float | None = None, windows=None) -> dict[str, Tensor]:
         """Detections on one image: ``{"boxes": Tensor[N, 4] xyxy, "scores": Tensor[N], "labels": Tensor[N]}``
 
-        Best score first, after NMS. ``score_threshold`` overrides the detector's.
+        Best score first, after NMS. ``score_threshold`` overrides the detector's. ``windows``: the
+        ``(boxes, features)`` of :meth:`windows` if already computed (detectors of the same HOG
+        and pyramid parameters can share them).
         """
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        boxes, features = self.windows(image)
+        boxes, features = self.windows(image) if windows is None else windows
         scores = torch.from_numpy(self._score(features)).float()
         keep = scores > threshold
         boxes, scores = boxes[keep], scores[keep]
