@@ -125,3 +125,7 @@ def test_bad_input(detector):
         SlidingWindowDetector(window_size=(6, 6), pixels_per_cell=(6, 6))
     with pytest.raises(ValueError, match="scale_step"):
         SlidingWindowDetector(scale_step=1.0)
+    with pytest.raises(ValueError, match="block_norm: expected one of"):
+        SlidingWindowDetector(block_norm="L3")
+    with pytest.raises(ValueError, match="max_scale"):
+        SlidingWindowDetector(min_scale=2.0, max_scale=1.0)

@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from sklearn.svm import LinearSVC
 from torch import Tensor
 
-from course_lib._checks import check_number
+from course_lib._checks import check_choice, check_number
 from course_lib.boxes import box_iou
-from course_lib.classical.hog import _pair, as_float_image, cell_histograms, normalize_blocks
+from course_lib.classical.hog import BLOCK_NORMS, _pair, as_float_image, cell_histograms, normalize_blocks
 from course_lib.nms import nms
 
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])  # scikit-image's rgb2gray (ITU-R BT.709)
@@ -97,11 +97,13 @@ class SlidingWindowDetector:
         self.pixels_per_cell = _pair(pixels_per_cell, "pixels_per_cell")
         self.cells_per_block = _pair(cells_per_block, "cells_per_block")
         self.orientations = int(check_number(orientations, "orientations", low=1, integer=True))
-        self.block_norm = block_norm
+        self.block_norm = check_choice(block_norm, BLOCK_NORMS, "block_norm")
         self.grey = bool(grey)
         self.scale_step = float(check_number(scale_step, "scale_step", low=1.01))
         self.min_scale = float(check_number(min_scale, "min_scale", low=1e-3))
         self.max_scale = float(max_scale)
+        if not self.max_scale >= self.min_scale:
+            raise ValueError(f"max_scale: expected a value >= min_scale {self.min_scale}, got {max_scale!r}")
         self.window_stride = int(check_number(window_stride, "window_stride", low=1, integer=True))
         self.C = float(check_number(C, "C", low=1e-12))
         self.score_threshold = float(check_number(score_threshold, "score_threshold"))
