@@ -2,6 +2,8 @@
 
 from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_exercise
 from course_lib.exercises.boxes import check_ap, check_box_convert, check_iou, check_nms
+from course_lib.exercises.hog import check_cell_histogram
+from course_lib.exercises.selective_search import check_merge_regions
 
 __all__ = [
     "Case",
@@ -10,7 +12,9 @@ __all__ = [
     "Mistake",
     "check_ap",
     "check_box_convert",
+    "check_cell_histogram",
     "check_iou",
+    "check_merge_regions",
     "check_nms",
     "run_exercise",
 ]
