@@ -202,7 +202,10 @@ class SelectiveSearchExplorer(Explorer):
             f"<span style='color: {FOUND_COLOR}'>found</span> / <span style='color: {MISSED_COLOR}'>"
             "missed</span> at IoU ≥ 0.5 &nbsp; similarity: C colour, T texture, S size, F fill</div>"
         )
-        super().__init__(controls, num_axes=2, figsize=(8.6, 3.9), dpi=80, caption=caption)
+        height, width = self.image.shape[:2]
+        # Two panels about 3.4 inches wide; the height fits the image's shape, plus room for titles.
+        figure_height = min(max(3.4 * height / width + 0.8, 2.5), 6.0)
+        super().__init__(controls, num_axes=2, figsize=(8.6, figure_height), dpi=80, caption=caption)
 
     def hierarchy(self, color_space: str, similarity: str, k: int) -> tuple[Hierarchy, Tensor]:
         """The hierarchy of one strategy and its ranked proposals, computed once and cached."""
