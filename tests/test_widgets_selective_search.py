@@ -218,6 +218,16 @@ def test_explorer_on_a_grey_two_region_image():
     assert explorer.result["recall"] == 1.0  # the whole image is always a proposal
 
 
+def test_explorer_on_a_uniform_image_has_one_region_and_no_merge():
+    uniform = np.full((16, 16, 3), 128, np.uint8)
+    explorer = SelectiveSearchExplorer(uniform, torch.tensor([[0.0, 0.0, 16.0, 16.0]]))
+    assert _status_numbers(explorer) == (0, 0, 1, 1, 1) and explorer.result["recall"] == 1.0
+    explorer.controls["step"].value = explorer.controls["step"].max
+    assert explorer.controls["step"].value == explorer.result["step"] == 0
+    explorer.controls["num_proposals"].value = 0
+    assert explorer.result["recall"] == 0.0 and explorer.png.startswith(b"\x89PNG")
+
+
 def test_explorer_is_print_free(scene):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):

@@ -230,6 +230,7 @@ class SelectiveSearchExplorer(Explorer):
                 step.value = result["num_steps"]  # it showed the last merge: keep showing it
             if count_at_end:
                 count.value = result["total_proposals"]
+            step.value = min(step.value, result["num_steps"])  # one region: the track is 0..1
         return step.value != result["step"] or count.value != result["num_proposals"]
 
     def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
