@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 
 import base64  # noqa: E402
+import io  # noqa: E402
 import re  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -15,11 +16,13 @@ import torch  # noqa: E402
 import torchvision.ops  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from course_lib.classical.faces import astronaut_face_box, lfw_crops, random_negative_crops  # noqa: E402
 from course_lib.classical.hog import cell_histograms, hog, hog_glyph, normalize_blocks  # noqa: E402
 from course_lib.classical.sliding_window import SlidingWindowDetector  # noqa: E402
 from course_lib.data import load_photo  # noqa: E402
+from course_lib.widgets.base import Explorer  # noqa: E402
 from course_lib.widgets.hog import (  # noqa: E402
     DetectorExplorer,
     HOGExplorer,
@@ -226,6 +229,18 @@ def test_hog_explorer_at_the_slider_extremes(photo):
     assert _shown_png(explorer).startswith(b"\x89PNG")
 
 
+def test_explorers_show_a_palette_png(photo):
+    explorer = HOGExplorer(photo)
+    png = _shown_png(explorer)
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.mode == "P"  # 256 colours
+    assert image.size == explorer.figure.canvas.get_width_height()
+    assert len(png) < len(Explorer.render_png(explorer)) / 2  # the true-colour PNG of the base class
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    canvas = np.asarray(explorer.figure.canvas.buffer_rgba())[..., :3].astype(int)
+    assert np.abs(pixels - canvas).mean() < 3  # and looks the same
+
+
 def test_hog_explorer_shrinks_large_photos_and_refuses_tiny_ones():
     explorer = HOGExplorer(load_photo("astronaut"), max_side=128)
     assert explorer.image.shape == (128, 128, 3) and 0 <= explorer.image.min() and explorer.image.max() <= 1
@@ -344,7 +359,7 @@ def test_detector_view_rejects_bad_input(args, kwargs, error, match):
 
 # --- DetectorExplorer -------------------------------------------------------------------------
 STATUS_DETECTOR = re.compile(
-    r"(\d+) detections \(score &gt; (-?\d+\.\d\d), scales (\d+\.\d\d) to (\d+\.\d\d), "
+    r"(\d+) detections? \(score &gt; (-?\d+\.\d\d), scales (\d+\.\d\d) to (\d+\.\d\d), "
     r"(NMS|no NMS)\)(; best IoU (\d\.\d\d), (\d) of 1 found, (\d+) false positives)?")
 
 
