@@ -32,7 +32,7 @@ GT_COLOR, TP_COLOR, FP_COLOR, DETECTION_COLOR = "white", "#2ca02c", "#d62728", "
 L2_HYS_CLIP = 0.2  # Dalal and Triggs' clipping value, drawn on the feature histogram
 MAX_DRAWN = 150  # boxes drawn at most (the best scoring): a redraw must stay well under 250 ms
 MAX_TAGS = 5
-MAX_CANDIDATES = 3000  # windows above the lowest score threshold offered
+MAX_CANDIDATES = 1000  # windows above the lowest score threshold offered
 
 
 def palette_png(figure: Figure) -> bytes:
