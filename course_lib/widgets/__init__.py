@@ -3,7 +3,9 @@
 from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.data import SceneExplorer, scene_view
+from course_lib.widgets.hog import DetectorExplorer, HOGExplorer, detector_view, hog_view
 from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_view, nms_view, noisy_detections
+from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
 
 __all__ = [
     "Explorer",
@@ -21,4 +23,10 @@ __all__ = [
     "noisy_detections",
     "SceneExplorer",
     "scene_view",
+    "HOGExplorer",
+    "hog_view",
+    "DetectorExplorer",
+    "detector_view",
+    "SelectiveSearchExplorer",
+    "selective_search_view",
 ]
