@@ -1,0 +1,236 @@
+"""The model zoo: every shipped checkpoint, how it was trained, and what it measured.
+
+The registry is ``data/checkpoints/zoo.json``: for each name, the architecture, the training
+recipe (a module of ``course_lib.recipes`` and its hyper-parameters), the checkpoint file, its
+sha256, the metrics it reached on the held-out split (``metrics``) and on the first few items of
+that split (``quick_metrics``, what the tests re-measure), and the training time.
+
+Usage::
+
+    from course_lib import zoo
+    model = zoo.load("faster_rcnn")        # eval mode, sha256 verified
+    zoo.available()                        # the names
+
+    python -m course_lib.zoo list
+    python -m course_lib.zoo train NAME    # retrain from the recipe, write the checkpoint and its record
+    python -m course_lib.zoo verify [--quick] [NAME ...]   # re-measure; exit 1 if a model fell below
+
+A recipe module has ``build() -> nn.Module``, ``train(checkpoint, progress) -> (model, history)``,
+``evaluate(model, split, limit) -> dict`` and the constants ``CONFIG``, ``SPLIT``, ``QUICK_SIZE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from safetensors.torch import load_file
+from torch import nn
+
+from course_lib._torchvision_weights import load_torchvision
+from course_lib.train import save_weights
+
+__all__ = ["available", "entry", "load", "load_torchvision", "recipe", "train", "verify"]
+
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+REGISTRY = CHECKPOINT_DIR / "zoo.json"
+TRAINING_DIR = Path(__file__).resolve().parents[1] / "data" / "cache" / "train"
+# Re-measured metrics may sit this far below the record (other BLAS builds round differently).
+TOLERANCE = 0.005
+# name -> (recipe module, architecture), in course order.
+RECIPES = {
+    "shapes_backbone": (
+        "course_lib.recipes.backbone",
+        "ShapesBackbone(width=16): 7 conv layers, GAP, linear",
+    ),
+    "rcnn": ("course_lib.recipes.rcnn", "R-CNN: selective search, warped crops, backbone, linear SVMs"),
+    "fast_rcnn": (
+        "course_lib.recipes.fast_rcnn",
+        "Fast R-CNN: backbone, RoIAlign 7x7, 2 fc, softmax + boxes",
+    ),
+    "faster_rcnn": (
+        "course_lib.recipes.faster_rcnn",
+        "Faster R-CNN: backbone, RPN (3 sizes x 3 ratios), Fast R-CNN head",
+    ),
+}
+
+
+def available() -> list[str]:
+    """Names of the models whose checkpoint is shipped, in course order."""
+    records = _registry()
+    return [name for name in RECIPES if name in records]
+
+
+def entry(name: str) -> dict:
+    """The registry record of ``name``: architecture, recipe, checkpoint, sha256, metrics."""
+    records = _registry()
+    if name not in records:
+        valid = ", ".join(repr(known) for known in available()) or "none"
+        raise ValueError(f"unknown model {name!r}: expected one of {valid}")
+    return records[name]
+
+
+def recipe(name: str):
+    """The recipe module of ``name`` (known even before its checkpoint exists)."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(map(repr, RECIPES))}")
+    return importlib.import_module(RECIPES[name][0])
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(name: str) -> nn.Module:
+    """Build ``name`` and load its shipped checkpoint, refusing a file whose sha256 does not match.
+
+    Returns:
+        The model, in eval mode, on the CPU.
+    """
+    record = entry(name)
+    path = CHECKPOINT_DIR / record["checkpoint"]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{name}: checkpoint {path} is missing; `python -m course_lib.zoo train {name}` rebuilds it"
+        )
+    actual = sha256_of(path)
+    if actual != record["sha256"]:
+        raise ValueError(
+            f"{name}: checkpoint {path.name} has sha256 {actual}, expected {record['sha256']} "
+            f"(the file was changed or corrupted); `python -m course_lib.zoo train {name}` rebuilds it"
+        )
+    model = recipe(name).build()
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def train(name: str, progress: bool = True) -> dict:
+    """Retrain ``name`` from its recipe, write ``data/checkpoints/NAME.safetensors`` and its record.
+
+    Resumes from ``data/cache/train/NAME.state.safetensors`` if a previous run was interrupted.
+    Returns the new record; says whether the sha256 equals the one recorded before.
+    """
+    module = recipe(name)
+    TRAINING_DIR.mkdir(parents=True, exist_ok=True)
+    CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
+    state_path = TRAINING_DIR / f"{name}.state.safetensors"
+    start = time.perf_counter()
+    model, history = module.train(checkpoint=state_path, progress=progress)
+    minutes = (time.perf_counter() - start) / 60
+    record = register(name, model, history, minutes)
+    state_path.unlink(missing_ok=True)
+    return record
+
+
+def register(name: str, model: nn.Module, history: list[dict], minutes: float) -> dict:
+    """Write a trained model's checkpoint and measure it into the registry (what ``train`` ends with)."""
+    module = recipe(name)
+    path = CHECKPOINT_DIR / f"{name}.safetensors"
+    save_weights(path, model, metadata={"name": name})
+    record = {
+        "architecture": RECIPES[name][1],
+        "recipe": {"module": RECIPES[name][0], **asdict(module.CONFIG)},
+        "checkpoint": path.name,
+        "sha256": sha256_of(path),
+        "size_mb": round(path.stat().st_size / 1e6, 2),
+        "split": module.SPLIT,
+        "metrics": _rounded(module.evaluate(model, module.SPLIT)),
+        "quick_size": module.QUICK_SIZE,
+        "quick_metrics": _rounded(module.evaluate(model, module.SPLIT, module.QUICK_SIZE)),
+        "train_minutes": round(minutes, 1),
+        "final_loss": round(sum(row["loss"] for row in history[-20:]) / max(1, len(history[-20:])), 4),
+    }
+    records = _registry()
+    previous = records.get(name, {}).get("sha256")
+    records[name] = record
+    REGISTRY.write_text(json.dumps(records, indent=2) + "\n")
+    same = (
+        "first record"
+        if previous is None
+        else ("same as before" if previous == record["sha256"] else "differs from before")
+    )
+    print(f"{name}: sha256 {record['sha256']} ({same}), metrics {record['metrics']}")
+    return record
+
+
+def verify(names: list[str] | None = None, quick: bool = False) -> list[dict]:
+    """Re-measure shipped models; each row says whether the model still reaches its recorded metrics.
+
+    Args:
+        names: models to check (default: all shipped).
+        quick: measure on the first ``quick_size`` items of the split (seconds) rather than all.
+
+    Returns:
+        ``[{"name", "metric", "recorded", "measured", "ok"}, ...]``, one row per metric.
+    """
+    rows = []
+    for name in names or available():
+        record = entry(name)
+        model = load(name)
+        limit = record["quick_size"] if quick else None
+        measured = recipe(name).evaluate(model, record["split"], limit)
+        recorded = record["quick_metrics" if quick else "metrics"]
+        for metric, value in recorded.items():
+            got = float(measured[metric])
+            rows.append(
+                {
+                    "name": name,
+                    "metric": metric,
+                    "recorded": value,
+                    "measured": round(got, 4),
+                    "ok": got >= value - TOLERANCE,
+                }
+            )
+    return rows
+
+
+def _registry() -> dict:
+    if not REGISTRY.exists():
+        return {}
+    return json.loads(REGISTRY.read_text())
+
+
+def _rounded(metrics: dict) -> dict:
+    return {key: round(float(value), 4) for key, value in metrics.items()}
+
+
+def main(argv: list[str]) -> int:
+    usage = "usage: python -m course_lib.zoo list | train NAME | verify [--quick] [NAME ...]"
+    if not argv or argv[0] not in ("list", "train", "verify"):
+        print(usage)
+        return 2
+    if argv[0] == "list":
+        for name in available():
+            record = entry(name)
+            print(f"{name:16s} {record['size_mb']:5.2f} MB  {record['metrics']}  {record['architecture']}")
+        return 0
+    if argv[0] == "train":
+        if len(argv) != 2:
+            print(usage)
+            return 2
+        train(argv[1])
+        return 0
+    quick = "--quick" in argv[1:]
+    rows = verify([name for name in argv[1:] if name != "--quick"] or None, quick=quick)
+    for row in rows:
+        status = "ok" if row["ok"] else "BELOW RECORD"
+        print(
+            f"{row['name']:16s} {row['metric']:10s} recorded {row['recorded']:.4f} "
+            f"measured {row['measured']:.4f} {status}"
+        )
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
