@@ -1,8 +1,10 @@
 """Automatic checks for the notebooks' exercises: ``check_iou(iou)`` prints what is wrong and a hint."""
 
+from course_lib.exercises.anchors import check_label_anchors
 from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_exercise
 from course_lib.exercises.boxes import check_ap, check_box_convert, check_iou, check_nms
 from course_lib.exercises.hog import check_cell_histogram
+from course_lib.exercises.roi import check_roi_max_pool
 from course_lib.exercises.selective_search import check_merge_regions
 
 __all__ = [
@@ -14,7 +16,9 @@ __all__ = [
     "check_box_convert",
     "check_cell_histogram",
     "check_iou",
+    "check_label_anchors",
     "check_merge_regions",
     "check_nms",
+    "check_roi_max_pool",
     "run_exercise",
 ]
