@@ -240,8 +240,9 @@ def roi_align(
 
     Bilinear weights factor into a row part and a column part, so one RoI's output is two matrix
     products, ``Y @ feature_map @ X.T`` per channel, with ``Y[i, r]`` the total weight of map row
-    ``r`` in output row ``i`` (averaged over the bin's points) and ``X`` the same for columns. This
-    is the same sum as torchvision's, in another order; autograd gives its gradient.
+    ``r`` in output row ``i`` (averaged over the bin's points) and ``X`` the same for columns; only
+    the window of the map under the RoI is read. This is the same sum as torchvision's, in another
+    order; autograd gives its gradient.
 
     Args:
         input (Tensor[B, C, H, W]): feature maps.
@@ -287,17 +288,43 @@ def roi_align(
         col_weights = _axis_weights(corners[:, 0], bin_w, grid_w, pooled_w, W, empty)  # (K, w, W)
         row_weights /= count[:, None, None]
 
-    batch = rois[:, 0].long()
-    per_roi = pooled_h * C * W  # elements of the (rows of the map) temporary for one RoI
+    # Only the window of rows and columns that a RoI's points touch matters: RoIs with windows of
+    # the same (rounded-up) size are cropped together and go through two batched matrix products.
+    first_row, window_h = _window(row_weights, H)  # (K,) each
+    first_col, window_w = _window(col_weights, W)
+    cells = input.permute(0, 2, 3, 1).reshape(B * H * W, C)  # (B*H*W, C) with autograd
+    group_key = window_h * (W + 1) + window_w  # (K,)
     pieces, order = [], []
-    for image in batch.unique().tolist():  # one pair of matrix products per image and chunk
-        members = torch.nonzero(batch == image).flatten()
-        for chunk in members.split(max(1, _MAX_ELEMENTS // per_roi)):
-            rows = torch.einsum("khr,crx->khcx", row_weights[chunk], input[image])  # (k, h, C, W)
-            pieces.append(torch.einsum("khcx,kwx->kchw", rows, col_weights[chunk]))  # (k, C, h, w)
+    for key in torch.unique(group_key).tolist():
+        rows, cols = divmod(key, W + 1)
+        members = torch.nonzero(group_key == key).flatten()
+        for chunk in members.split(max(1, _MAX_ELEMENTS // (rows * cols * C))):
+            row = first_row[chunk, None] + torch.arange(rows)  # (k, r) map rows of the window
+            col = first_col[chunk, None] + torch.arange(cols)  # (k, c)
+            y = row_weights[chunk].gather(2, row[:, None, :].expand(-1, pooled_h, -1))  # (k, h, r)
+            x = col_weights[chunk].gather(2, col[:, None, :].expand(-1, pooled_w, -1))  # (k, w, c)
+            cell = (rois[chunk, 0].long()[:, None, None] * H + row[:, :, None]) * W + col[:, None, :]
+            crop = cells.index_select(0, cell.flatten()).view(-1, rows, cols, C)  # (k, r, c, C)
+            pooled = torch.einsum("khr,krcC->khcC", y, crop)  # (k, h, c, C)
+            pieces.append(torch.einsum("khcC,kwc->kChw", pooled, x))  # (k, C, h, w)
             order.append(chunk)
     output = input.new_zeros(K, C, pooled_h, pooled_w)  # (K, C, h, w)
     return output.index_copy(0, torch.cat(order), torch.cat(pieces))
+
+
+def _window(weights: Tensor, size: int, multiple: int = 4) -> tuple[Tensor, Tensor]:
+    """First index and length of the window holding every nonzero weight of each RoI: (K,) each.
+
+    Lengths are rounded up to a multiple of ``multiple`` (so that few groups form), at most ``size``;
+    the window then starts early enough to stay inside the map.
+    """
+    used = weights.ne(0).any(dim=1)  # (K, size)
+    anything = used.any(dim=1)  # (K,)
+    first = used.to(torch.uint8).argmax(dim=1)  # (K,) first used index
+    last = size - 1 - used.flip(1).to(torch.uint8).argmax(dim=1)  # (K,)
+    length = torch.where(anything, last - first + 1, 1)
+    length = ((length + multiple - 1) // multiple * multiple).clamp(max=size)
+    return torch.minimum(first, size - length), length
 
 
 def _axis_weights(
