@@ -5,6 +5,8 @@ from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.hog import DetectorExplorer, HOGExplorer, detector_view, hog_view
 from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_view, nms_view, noisy_detections
+from course_lib.widgets.roi import RoIPoolExplorer, roi_view
+from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
 
 __all__ = [
@@ -27,6 +29,11 @@ __all__ = [
     "hog_view",
     "DetectorExplorer",
     "detector_view",
+    "RoIPoolExplorer",
+    "roi_view",
+    "ProposalExplorer",
+    "proposal_view",
+    "rank_proposals",
     "SelectiveSearchExplorer",
     "selective_search_view",
 ]

@@ -1,0 +1,341 @@
+"""Explorer for Fast R-CNN's RoI pooling and Mask R-CNN's RoIAlign: where do the bins really fall?
+
+RoI pooling (Girshick 2015, "Fast R-CNN", Sec. 2.1) rounds the box to whole feature cells and each
+bin to whole cells again, so the region it pools snaps to the backbone's ``stride``-pixel grid and
+can differ from the proposal by up to a stride; bins come out uneven and may overlap. RoIAlign
+(He et al. 2017, "Mask R-CNN", Sec. 3) keeps the exact box and reads each bin at a few bilinearly
+interpolated points. ``roi_view`` computes both pictures; ``RoIPoolExplorer`` draws them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from torch import Tensor
+
+from course_lib._checks import check_boxes, check_choice, check_number, check_tensor
+from course_lib.boxes import box_iou
+from course_lib.plotting import draw_boxes, show_image
+from course_lib.roi import _bin_bounds, _pair, _round_half_away, roi_align, roi_pool
+from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box
+from course_lib.widgets.hog import palette_png
+
+ROI_METHODS = ("RoI pool", "RoIAlign")
+SAMPLING_RATIO = 2  # RoIAlign's points per bin along each axis (Mask R-CNN uses 2 or adaptive)
+MAX_WRITTEN = 10  # pooled grids up to this many columns get their values written on them
+VALUE_WIDTH = 5  # characters per written value, spaces included
+MONO_ADVANCE = 0.602  # DejaVu Sans Mono's character width, in em
+PROPOSAL_COLOR, BIN_COLOR, COVERED_COLOR, POINT_COLOR = "#7fff00", "#ffd700", "#ff4500", "#00e5ff"
+
+
+def _check_feature_map(feature_map: Tensor, image_size: tuple[int, int], stride: int) -> None:
+    check_tensor(feature_map, "feature_map")
+    if feature_map.dim() != 3 or not feature_map.is_floating_point():
+        raise ValueError(f"feature_map: expected a float Tensor[C, H/stride, W/stride], got shape "
+                         f"{tuple(feature_map.shape)} and dtype {feature_map.dtype}")
+    expected = [(size // stride, math.ceil(size / stride)) for size in image_size]
+    got = tuple(feature_map.shape[1:])
+    if any(side not in sides for side, sides in zip(got, expected, strict=True)) or 0 in got:
+        raise ValueError(f"feature_map: expected a spatial size of image_size / stride = "
+                         f"{image_size[0] / stride:g} x {image_size[1] / stride:g} (floor or ceil), "
+                         f"got {got}")
+
+
+def roi_view(
+    image_size: int | Sequence[int],
+    feature_map: Tensor,
+    proposal: Sequence[float] | Tensor,
+    stride: int,
+    output_size: int | tuple[int, int] = 7,
+    method: str = "RoI pool",
+    channel: int | None = 0,
+) -> dict[str, Any]:
+    """The bins of one proposal in image pixels, its pooled feature, and what the rounding costs.
+
+    RoI pool (``course_lib.roi.roi_pool``, torchvision's rounding): the box becomes feature cells
+    ``round(x1 / stride) .. round(x2 / stride)``, both ends included; bin ``i`` covers cells
+    ``floor(i * bin) .. ceil((i + 1) * bin)`` of them, clipped to the map. Feature cell ``j`` is drawn
+    over image pixels ``[j * stride, (j + 1) * stride)``, so the bins' union (the *covered* box) is
+    whole cells, in general not the proposal. RoIAlign (``roi_align`` with ``aligned=True`` and
+    ``sampling_ratio=2``): the bins split the proposal exactly and the covered box is the proposal;
+    the ``2 x 2`` points of a bin sit at ``(k + 0.5) / 2`` of its width and height.
+
+    Args:
+        image_size: ``(H, W)`` of the image, or an int for a square one.
+        feature_map (Tensor[C, h, w]): one image's features, ``h = H / stride`` (floor or ceil).
+        proposal: ``(x1, y1, x2, y2)`` in image pixels, ``x2 > x1`` and ``y2 > y1``.
+        stride: image pixels per feature cell (``spatial_scale = 1 / stride``).
+        output_size: ``(out_h, out_w)`` bins, or an int for a square grid.
+        method: ``"RoI pool"`` or ``"RoIAlign"``.
+        channel: the feature channel shown, or ``None`` for the mean over channels (of the map and
+            of the per-channel pooled outputs).
+
+    Returns:
+        dict with ``bins`` (Tensor[out_h * out_w, 4], ``xyxy`` image pixels, row-major),
+        ``points`` (Tensor[P, 2], RoIAlign's sampling points ``(x, y)`` in pixels; empty for RoI
+        pool), ``pooled`` (Tensor[out_h, out_w], the op's output for the channel), ``feature``
+        (Tensor[h, w], the channel shown), ``roi_feature`` (Tensor[4], the proposal in feature
+        cells), ``covered_box`` (Tensor[4], the union of the bins), ``roi_area``, ``covered_area``,
+        ``covered_iou`` (IoU of the covered box with the proposal), ``pool_iou`` (RoI pool's
+        covered IoU, whatever the method, for comparison), ``max_shift`` (largest distance in
+        pixels between a side of the proposal and the same side of the covered box),
+        ``method``, ``channel``, ``num_channels``, ``stride``, ``output_size``, ``proposal``.
+    """
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2:
+        raise ValueError(f"image_size: expected an int or (H, W), got {image_size!r}")
+    for side in size:
+        check_number(side, "image_size", 1, integer=True)
+    check_number(stride, "stride", 1, integer=True)
+    _check_feature_map(feature_map, size, stride)
+    proposal = as_box(proposal, "proposal")
+    out_h, out_w = _pair(output_size)
+    check_choice(method, ROI_METHODS, "method")
+    C, h, w = feature_map.shape  # channels, feature height, feature width
+    if channel is not None:
+        check_number(channel, "channel", 0, C - 1, integer=True)
+    features = feature_map.detach().float()
+    chosen = features if channel is None else features[channel : channel + 1]  # (C or 1, h, w)
+
+    pool_bins, pool_covered = _quantized_bins(proposal, stride, (out_h, out_w), (h, w))
+    if method == "RoI pool":
+        pooled = roi_pool(chosen[None], [proposal[None]], (out_h, out_w), 1 / stride)[0]  # (C or 1, h, w)
+        bins, covered, points = pool_bins, pool_covered, torch.zeros(0, 2)
+    else:
+        pooled = roi_align(chosen[None], [proposal[None]], (out_h, out_w), 1 / stride,
+                           sampling_ratio=SAMPLING_RATIO, aligned=True)[0]  # (C or 1, out_h, out_w)
+        bins, points = _exact_bins(proposal, (out_h, out_w))
+        covered = proposal.clone()
+    covered_area = float((covered[2] - covered[0]) * (covered[3] - covered[1]))
+    return {
+        "bins": bins,
+        "points": points,
+        "pooled": pooled.mean(dim=0),  # (out_h, out_w)
+        "feature": chosen.mean(dim=0),  # (h, w)
+        "roi_feature": proposal / stride,
+        "covered_box": covered,
+        "roi_area": float((proposal[2] - proposal[0]) * (proposal[3] - proposal[1])),
+        "covered_area": covered_area,
+        "covered_iou": _iou(proposal, covered),
+        "pool_iou": _iou(proposal, pool_covered),
+        "max_shift": float((covered - proposal).abs().max()),
+        "method": method,
+        "channel": channel,
+        "num_channels": C,
+        "stride": stride,
+        "output_size": (out_h, out_w),
+        "proposal": proposal,
+    }
+
+
+def _iou(box: Tensor, other: Tensor) -> float:
+    if not (other[2] > other[0] and other[3] > other[1]):
+        return 0.0  # nothing covered (a box off the map): no NaN
+    return float(box_iou(box[None], other[None])[0, 0])
+
+
+def _quantized_bins(
+    proposal: Tensor, stride: int, output_size: tuple[int, int], map_size: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """RoI pool's bins in image pixels (Tensor[out_h * out_w, 4]) and their union (Tensor[4])."""
+    out_h, out_w = output_size
+    # The same float32 arithmetic as roi_pool: scale, round half away from zero, then bin bounds.
+    corners = _round_half_away(proposal[None] * torch.tensor(1 / stride, dtype=torch.float32))  # (1, 4)
+    row_start, row_end = _bin_bounds(corners[:, 1], corners[:, 3], out_h, map_size[0])  # (1, out_h) each
+    col_start, col_end = _bin_bounds(corners[:, 0], corners[:, 2], out_w, map_size[1])  # (1, out_w) each
+    x1 = col_start[0][None, :].expand(out_h, out_w)  # (out_h, out_w)
+    x2 = col_end[0][None, :].expand(out_h, out_w)
+    y1 = row_start[0][:, None].expand(out_h, out_w)
+    y2 = row_end[0][:, None].expand(out_h, out_w)
+    bins = torch.stack([x1, y1, x2, y2], dim=-1).reshape(-1, 4).float() * stride  # (out_h * out_w, 4)
+    # Consecutive bins touch or overlap (floor <= ceil), so their union is one box.
+    covered = torch.stack([col_start.min(), row_start.min(), col_end.max(), row_end.max()]).float() * stride
+    return bins, covered
+
+
+def _exact_bins(proposal: Tensor, output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """RoIAlign's bins (Tensor[out_h * out_w, 4]) and sampling points (Tensor[P, 2]) in image pixels.
+
+    With ``aligned=True`` a point at image pixel ``x`` reads the feature at ``x / stride - 0.5`` in
+    cell-centre coordinates, i.e. at ``x`` on the drawn map: the points need no shift.
+    """
+    out_h, out_w = output_size
+    x1, y1, x2, y2 = proposal.tolist()
+    xs = torch.linspace(x1, x2, out_w + 1)  # (out_w + 1,) bin edges
+    ys = torch.linspace(y1, y2, out_h + 1)  # (out_h + 1,)
+    bins = torch.stack([
+        xs[:-1][None, :].expand(out_h, out_w), ys[:-1][:, None].expand(out_h, out_w),
+        xs[1:][None, :].expand(out_h, out_w), ys[1:][:, None].expand(out_h, out_w),
+    ], dim=-1).reshape(-1, 4)  # (out_h * out_w, 4)
+    fractions = (torch.arange(out_w * SAMPLING_RATIO) + 0.5) / (out_w * SAMPLING_RATIO)  # (out_w * 2,)
+    point_x = x1 + fractions * (x2 - x1)
+    fractions = (torch.arange(out_h * SAMPLING_RATIO) + 0.5) / (out_h * SAMPLING_RATIO)  # (out_h * 2,)
+    point_y = y1 + fractions * (y2 - y1)
+    grid_y, grid_x = torch.meshgrid(point_y, point_x, indexing="ij")  # (out_h * 2, out_w * 2) each
+    return bins, torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)  # (P, 2)
+
+
+def _write_values(ax: Axes, values: np.ndarray, middle: float) -> None:
+    """Write each value on its cell of an ``imshow``, with two texts per row instead of one per cell.
+
+    Text is the slowest thing matplotlib draws: about a millisecond per artist plus a tenth per
+    character on a busy laptop, so 49 texts would double a redraw. A row is written as one monospace
+    string in which each value is centred in a field of ``VALUE_WIDTH`` characters, with the font
+    size that makes a field as wide as a cell. Values on dark cells go in a white string, those on
+    bright cells in a black one (spaces elsewhere, none at either end).
+    """
+    ax.apply_aspect()  # the axes' final (square-cell) size, to size the font
+    rows, cols = values.shape
+    cell_points = ax.get_position().width * ax.get_figure().get_figwidth() * 72 / cols
+    fontsize = min(cell_points / (VALUE_WIDTH * MONO_ADVANCE), 9.0)
+    for i, row in enumerate(values):
+        fields = [_short(value).center(VALUE_WIDTH) for value in row]
+        for color, on_bright in (("black", True), ("white", False)):
+            chosen = [j for j, value in enumerate(row) if (value > middle) == on_bright]
+            if not chosen:
+                continue
+            first, last = chosen[0], chosen[-1]
+            text = "".join(fields[j] if j in chosen else " " * VALUE_WIDTH for j in range(first, last + 1))
+            ax.text(first, i + 0.5, text, ha="left", va="center", fontsize=fontsize,
+                    family="DejaVu Sans Mono", color=color)
+
+
+def _short(value: float) -> str:
+    """A value in at most ``VALUE_WIDTH - 1`` characters: ``0.62``, ``-.05``, ``15``, ``1e4``."""
+    if abs(value) < 0.005:
+        return "0"
+    text = f"{value:.0f}" if abs(value) >= 9.95 else f"{value:.2g}".replace("-0.", "-.")
+    return text if len(text) < VALUE_WIDTH else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def _outlines(ax: Axes, boxes: Tensor, **style: Any) -> None:
+    """Draw ``xyxy`` boxes as one ``PolyCollection`` (one artist: fast)."""
+    if len(boxes) == 0:
+        return
+    x1, y1, x2, y2 = boxes.float().unbind(-1)
+    corners = torch.stack([x1, y1, x2, y1, x2, y2, x1, y2], dim=-1).view(-1, 4, 2)  # (N, 4, 2)
+    ax.add_collection(PolyCollection(corners.numpy(), facecolors="none", **style))
+
+
+class RoIPoolExplorer(Explorer):
+    """Pick a proposal and see the 7x7 bins RoI pooling and RoIAlign really read.
+
+    Left: the image, the proposal (green), the feature-cell grid around it (faint), the bins
+    (yellow; RoI pool's snap to the grid and may overlap) and what they cover (orange, dashed); for
+    RoIAlign also its sampling points (cyan). Middle: the chosen feature channel with the proposal in
+    feature cells. Right: the pooled ``out_h x out_w`` output of that channel, with its values.
+    Middle and right share one colour scale.
+
+    Controls: ``proposal`` (index into ``proposals``), ``method`` ("RoI pool" / "RoIAlign") and
+    ``channel`` (one feature channel; ``roi_view`` also offers the mean over channels, which the
+    explorer leaves out to keep one slider).
+
+    Args:
+        image (Tensor[3, H, W]): the image, floats in [0, 1].
+        feature_map (Tensor[C, H/stride, W/stride]): its features (one image, no batch dimension).
+        proposals (Tensor[N, 4]): ``xyxy`` proposals in image pixels, at least one.
+        stride: image pixels per feature cell.
+        output_size: bins per side (an int) or ``(out_h, out_w)``.
+    """
+
+    def __init__(self, image: Tensor, feature_map: Tensor, proposals: Tensor, stride: int = 4,
+                 output_size: int | tuple[int, int] = 7) -> None:
+        check_tensor(image, "image")
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"image: expected a Tensor[3, H, W], got shape {tuple(image.shape)}")
+        check_number(stride, "stride", 1, integer=True)
+        _check_feature_map(feature_map, tuple(image.shape[1:]), stride)
+        check_boxes(proposals, "proposals", allow_degenerate=False)
+        if len(proposals) == 0:
+            raise ValueError("proposals: expected at least one box, got 0")
+        self.image, self.feature_map, self.proposals = image, feature_map, proposals.float()
+        self.stride, self.output_size = stride, _pair(output_size)
+        controls = {
+            "proposal": widgets.IntSlider(value=0, min=0, max=len(proposals) - 1, description="proposal",
+                                          continuous_update=True, style=WIDE_LABEL),
+            "method": widgets.Dropdown(options=ROI_METHODS, value="RoI pool", description="method",
+                                       style=WIDE_LABEL),
+            "channel": widgets.IntSlider(value=0, min=0, max=feature_map.shape[0] - 1, description="channel",
+                                         continuous_update=True, style=WIDE_LABEL),
+        }
+        caption = (
+            f"<div style='font-size: 0.9em'><span style='color: #4caf00'>▭ proposal</span> &nbsp; "
+            f"<span style='color: #b8a000'>▭ bins</span> &nbsp; <span style='color: {COVERED_COLOR}'>"
+            f"▭ region the bins cover</span> &nbsp; <span style='color: #00a0b0'>• RoIAlign's "
+            f"sampling points</span> &nbsp; faint lines: feature cells ({stride} px)</div>"
+        )
+        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=72, caption=caption)
+
+    def render_png(self) -> bytes:
+        return palette_png(self.figure)  # a photo: a 256-colour PNG is several times smaller
+
+    def compute(self, proposal: int, method: str, channel: int) -> dict[str, Any]:
+        view = roi_view(tuple(self.image.shape[1:]), self.feature_map, self.proposals[proposal],
+                        self.stride, self.output_size, method, channel)
+        return {**view, "index": proposal}
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        image_ax, feature_ax, pooled_ax = ax
+        stride, proposal = result["stride"], result["proposal"]
+        show_image(image_ax, self.image)
+        self._cell_grid(image_ax, proposal, result["covered_box"])
+        _outlines(image_ax, result["bins"], edgecolors=BIN_COLOR, linewidths=0.8, alpha=0.9)
+        if len(result["points"]):
+            points = result["points"].numpy()
+            image_ax.scatter(points[:, 0], points[:, 1], s=3, c=POINT_COLOR, linewidths=0)
+        draw_boxes(image_ax, proposal[None], color=PROPOSAL_COLOR, linewidth=2)
+        draw_boxes(image_ax, result["covered_box"][None], color=COVERED_COLOR, linewidth=1.5, linestyle="--")
+        out_h, out_w = result["output_size"]
+        image_ax.set_title(f"{out_h}x{out_w} {result['method']} bins", fontsize=10)
+
+        feature, pooled = result["feature"], result["pooled"]
+        low = min(float(feature.min()), float(pooled.min()))
+        high = max(float(feature.max()), float(pooled.max()), low + 1e-6)
+        h, w = feature.shape
+        feature_ax.imshow(feature.numpy(), extent=(0, w, h, 0), cmap="viridis", vmin=low, vmax=high,
+                          interpolation="nearest")
+        feature_ax.set_axis_off()
+        draw_boxes(feature_ax, result["roi_feature"][None], color=PROPOSAL_COLOR, linewidth=2)
+        if result["method"] == "RoI pool":
+            covered = result["covered_box"][None] / stride
+            draw_boxes(feature_ax, covered, color=COVERED_COLOR, linewidth=1.5, linestyle="--")
+        name = "mean over channels" if result["channel"] is None else f"channel {result['channel']}"
+        feature_ax.set_title(f"{name} ({h}x{w} cells)", fontsize=10)
+
+        pooled_ax.imshow(pooled.numpy(), extent=(0, out_w, out_h, 0), cmap="viridis", vmin=low, vmax=high,
+                         interpolation="nearest")
+        pooled_ax.set_axis_off()
+        if out_w <= MAX_WRITTEN:
+            _write_values(pooled_ax, pooled.numpy(), middle=(low + high) / 2)
+        pooled_ax.set_title(f"pooled {out_h}x{out_w}", fontsize=10)
+
+    def _cell_grid(self, ax: Axes, proposal: Tensor, covered: Tensor) -> None:
+        """Faint feature-cell boundaries around the proposal, one cell beyond what the bins cover."""
+        stride = self.stride
+        height, width = self.image.shape[1:]
+        proposal, covered = proposal.tolist(), covered.tolist()
+        x1 = max(math.floor(min(proposal[0], covered[0]) / stride) - 1, 0) * stride
+        y1 = max(math.floor(min(proposal[1], covered[1]) / stride) - 1, 0) * stride
+        x2 = min((math.ceil(max(proposal[2], covered[2]) / stride) + 1) * stride, width)
+        y2 = min((math.ceil(max(proposal[3], covered[3]) / stride) + 1) * stride, height)
+        segments = [((x, y1), (x, y2)) for x in range(x1, x2 + 1, stride)]
+        segments += [((x1, y), (x2, y)) for y in range(y1, y2 + 1, stride)]
+        ax.add_collection(LineCollection(segments, colors="white", linewidths=0.4, alpha=0.35))
+
+    def summary(self, result: dict[str, Any]) -> str:
+        out_h, out_w = result["output_size"]
+        head = (f"proposal {result['index']} of {len(self.proposals)} · {result['method']} · "
+                f"{out_h}x{out_w} bins")
+        if result["method"] == "RoI pool":
+            return (f"{head} snap to the {result['stride']}-px grid: covered region IoU "
+                    f"{result['covered_iou']:.2f} with the proposal (sides moved up to "
+                    f"{result['max_shift']:.1f} px)")
+        return (f"{head} split the proposal exactly, {SAMPLING_RATIO}x{SAMPLING_RATIO} bilinear samples "
+                f"each: covered region IoU {result['covered_iou']:.2f} (RoI pool: {result['pool_iou']:.2f})")
