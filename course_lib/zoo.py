@@ -195,6 +195,19 @@ def verify(names: list[str] | None = None, quick: bool = False) -> list[dict]:
     return rows
 
 
+def table() -> str:
+    """The registry as a markdown table (the README's model-zoo table)."""
+    lines = ["| model | architecture | held-out metrics | size | training |", "|---|---|---|---:|---:|"]
+    for name in available():
+        record = entry(name)
+        metrics = ", ".join(f"{key} {value:.3f}" for key, value in record["metrics"].items())
+        lines.append(
+            f"| `{name}` | {record['architecture']} | {record['split']}: {metrics} "
+            f"| {record['size_mb']:.1f} MB | {record['train_minutes']:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
 def _registry() -> dict:
     if not REGISTRY.exists():
         return {}

@@ -46,7 +46,15 @@ def train(
     data = scenes("train", limit)
     proposals = cached_proposals(ShapeScenes.split("train"), range(len(data)))
     dataset = [(image, target, boxes) for (image, target), boxes in zip(data, proposals, strict=True)]
-    history = fit(model, dataset, detection_losses, config, checkpoint=checkpoint, progress=progress)
+    history = fit(
+        model,
+        dataset,
+        detection_losses,
+        config,
+        checkpoint=checkpoint,
+        checkpoint_every=50,
+        progress=progress,
+    )
     return model, history
 
 

@@ -37,8 +37,9 @@ def train(
     torch.manual_seed(config.seed)
     model = build()
     model.backbone.load_state_dict(zoo.load("shapes_backbone").state_dict())
+    data = scenes("train", limit)
     history = fit(
-        model, scenes("train", limit), detection_losses, config, checkpoint=checkpoint, progress=progress
+        model, data, detection_losses, config, checkpoint=checkpoint, checkpoint_every=50, progress=progress
     )
     return model, history
 

@@ -1,0 +1,38 @@
+"""What the recipes share: flips of images with their boxes, the classification loss, augmentation."""
+
+import torch
+
+from course_lib.recipes.backbone import augment, classification_losses
+from course_lib.recipes.detection import hflip
+
+
+def test_hflip_mirrors_the_image_its_boxes_and_its_proposals():
+    image = torch.zeros(3, 10, 20)
+    image[:, 2:5, 1:4] = 1.0  # an object at x in [1, 4)
+    target = {"boxes": torch.tensor([[1.0, 2, 4, 5]]), "labels": torch.tensor([3])}
+    flipped, flipped_target, flipped_proposals = hflip(image, target, torch.tensor([[0.0, 0, 20, 10]]))
+    assert torch.equal(flipped_target["boxes"], torch.tensor([[16.0, 2, 19, 5]]))
+    x1, y1, x2, y2 = flipped_target["boxes"][0].int().tolist()
+    assert flipped[:, y1:y2, x1:x2].min() == 1 and flipped.sum() == image.sum()  # the object moved with its box
+    assert torch.equal(flipped_proposals, torch.tensor([[0.0, 0, 20, 10]]))
+    assert torch.equal(flipped_target["labels"], target["labels"]) and target["boxes"][0, 0] == 1  # input untouched
+
+
+def test_augment_only_flips_and_turns():
+    torch.manual_seed(0)
+    images = torch.rand(6, 3, 8, 8)
+    augmented = augment(images)
+    for original, changed in zip(images, augmented, strict=True):
+        variants = [torch.rot90(im, k, dims=(1, 2)) for im in (original, original.flip(-1)) for k in range(4)]
+        assert any(torch.equal(changed, variant) for variant in variants)
+
+
+def test_classification_loss_maps_label_k_to_output_k_minus_1():
+    class Fixed(torch.nn.Module):
+        def forward(self, images):
+            return torch.tensor([[10.0, 0, 0, 0, 0]]).repeat(len(images), 1)
+
+    batch = [(torch.rand(3, 8, 8), torch.tensor(1))]
+    assert classification_losses(Fixed(), batch)["classification"] < 1e-3
+    wrong = [(torch.rand(3, 8, 8), torch.tensor(2))]
+    assert classification_losses(Fixed(), wrong)["classification"] > 5
