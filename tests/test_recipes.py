@@ -10,12 +10,14 @@ def test_hflip_mirrors_the_image_its_boxes_and_its_proposals():
     image = torch.zeros(3, 10, 20)
     image[:, 2:5, 1:4] = 1.0  # an object at x in [1, 4)
     target = {"boxes": torch.tensor([[1.0, 2, 4, 5]]), "labels": torch.tensor([3])}
-    flipped, flipped_target, flipped_proposals = hflip(image, target, torch.tensor([[0.0, 0, 20, 10]]))
+    whole = torch.tensor([[0.0, 0, 20, 10]])
+    flipped, flipped_target, flipped_proposals = hflip(image, target, whole)
     assert torch.equal(flipped_target["boxes"], torch.tensor([[16.0, 2, 19, 5]]))
     x1, y1, x2, y2 = flipped_target["boxes"][0].int().tolist()
-    assert flipped[:, y1:y2, x1:x2].min() == 1 and flipped.sum() == image.sum()  # the object moved with its box
-    assert torch.equal(flipped_proposals, torch.tensor([[0.0, 0, 20, 10]]))
-    assert torch.equal(flipped_target["labels"], target["labels"]) and target["boxes"][0, 0] == 1  # input untouched
+    assert flipped[:, y1:y2, x1:x2].min() == 1 and flipped.sum() == image.sum()  # moved with its box
+    assert torch.equal(flipped_proposals, whole)
+    assert torch.equal(flipped_target["labels"], target["labels"])
+    assert target["boxes"][0, 0] == 1  # the input is untouched
 
 
 def test_augment_only_flips_and_turns():
