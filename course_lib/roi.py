@@ -172,9 +172,11 @@ def roi_pool(
         fill = torch.where(empty, 0.0, -torch.finfo(torch.float32).max).to(input.dtype)[..., None]
 
     # Read the maxima again, now with autograd: the gradient flows to these cells only.
+    # torch.gather, whose backward is one scatter_add: the cell of each (RoI, bin, channel).
     batch = rois[:, 0].long()[:, None, None, None]  # (K, 1, 1, 1)
-    channel = torch.arange(C)[None, None, None, :]  # (1, 1, 1, C)
-    pooled = input[batch, channel, arg_row.clamp(0, H - 1), arg_col.clamp(0, W - 1)]  # (K, h, w, C)
+    cell = (batch * H + arg_row.clamp(0, H - 1)) * W + arg_col.clamp(0, W - 1)  # (K, h, w, C)
+    table = input.permute(0, 2, 3, 1).reshape(B * H * W, C)  # (B*H*W, C)
+    pooled = table.gather(0, cell.view(-1, C)).view(K, pooled_h, pooled_w, C)  # (K, h, w, C)
     pooled = torch.where(found, pooled, fill)
     return pooled.permute(0, 3, 1, 2).contiguous()  # (K, C, h, w)
 
