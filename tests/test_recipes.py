@@ -38,3 +38,23 @@ def test_classification_loss_maps_label_k_to_output_k_minus_1():
     assert classification_losses(Fixed(), batch)["classification"] < 1e-3
     wrong = [(torch.rand(3, 8, 8), torch.tensor(2))]
     assert classification_losses(Fixed(), wrong)["classification"] > 5
+
+
+def test_dihedral_moves_boxes_with_the_pixels_for_all_eight_symmetries():
+    from course_lib.data import ShapeScenes
+    from course_lib.data._canvas import masks_to_boxes
+    from course_lib.recipes.detection import dihedral
+
+    image, target = ShapeScenes(1, image_size=48, seed=4)[0]
+    masks = target["masks"]
+    for flip in (False, True):
+        for turns in range(4):
+            moved_image, moved = dihedral(image, target, None, turns, flip)
+            moved_masks = masks.flip(-1) if flip else masks
+            moved_masks = torch.rot90(moved_masks, turns, dims=(1, 2))
+            expected = torch.from_numpy(masks_to_boxes(moved_masks.numpy()))
+            torch.testing.assert_close(moved["boxes"], expected)
+            assert moved_image.shape == image.shape
+            assert torch.equal(
+                moved_image, torch.rot90(image.flip(-1) if flip else image, turns, dims=(1, 2))
+            )

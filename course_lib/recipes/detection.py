@@ -27,26 +27,54 @@ def scenes(split: str, limit: int | None = None) -> list[tuple[Tensor, dict]]:
     return result
 
 
+def _mirror(boxes: Tensor, width: int) -> Tensor:
+    return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+
+
+def _quarter_turn(boxes: Tensor, width: int) -> Tensor:
+    # torch.rot90(image, 1, dims=(1, 2)) sends pixel (row r, column c) to (row W - 1 - c, column r).
+    return torch.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], dim=1)
+
+
 def hflip(image: Tensor, target: dict, proposals: Tensor | None = None):
     """Mirror an image left-right, with its boxes (and proposals)."""
-    width = image.shape[-1]
+    return dihedral(image, target, proposals, turns=0, flip=True)
 
-    def mirror(boxes: Tensor) -> Tensor:
-        return torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
 
-    flipped = {**target, "boxes": mirror(target["boxes"])}
-    if proposals is None:
-        return image.flip(-1), flipped
-    return image.flip(-1), flipped, mirror(proposals)
+def dihedral(
+    image: Tensor, target: dict, proposals: Tensor | None = None, turns: int = 0, flip: bool = False
+):
+    """An optional left-right mirror, then ``turns`` quarter turns: the 8 symmetries of a square.
+
+    A shape's class does not change under any of them, so they are free extra training data.
+    Returns ``(image, target)`` or, with proposals, ``(image, target, proposals)``.
+    """
+    boxes = target["boxes"]
+    if flip:
+        image = image.flip(-1)
+        boxes = _mirror(boxes, image.shape[-1])
+        proposals = None if proposals is None else _mirror(proposals, image.shape[-1])
+    for _ in range(turns % 4):
+        width = image.shape[-1]
+        image = torch.rot90(image, 1, dims=(1, 2))
+        boxes = _quarter_turn(boxes, width)
+        proposals = None if proposals is None else _quarter_turn(proposals, width)
+    moved = {**target, "boxes": boxes}
+    return (image, moved) if proposals is None else (image, moved, proposals)
 
 
 def detection_losses(model: nn.Module, batch: list[tuple]) -> dict[str, Tensor]:
-    """``compute_losses`` for a detector: images flipped with probability 1/2, ``model(images, targets)``.
+    """``compute_losses`` for a detector: each item in one of its 8 symmetries at random, then
+    ``model(images, targets)``.
 
     Items are ``(image, target)`` or ``(image, target, proposals)`` (then passed as ``proposals=``).
     """
-    flips = torch.rand(len(batch)) < 0.5
-    items = [hflip(*item) if flip else item for item, flip in zip(batch, flips.tolist(), strict=True)]
+    turns = torch.randint(0, 4, (len(batch),)).tolist()
+    flips = (torch.rand(len(batch)) < 0.5).tolist()
+    items = [
+        dihedral(item[0], item[1], item[2] if len(item) == 3 else None, turn, flip)
+        for item, turn, flip in zip(batch, turns, flips, strict=True)
+    ]
     images = [item[0] for item in items]
     targets = [item[1] for item in items]
     if len(items[0]) == 3:
