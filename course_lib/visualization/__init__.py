@@ -1,0 +1,5 @@
+"""Looking inside CNNs: hooks, filters, embeddings, activations, saliency and CAM."""
+
+from course_lib.visualization.hooks import Recorded, get_layer, has_hooks, layer_names, record
+
+__all__ = ["Recorded", "get_layer", "has_hooks", "layer_names", "record"]
