@@ -52,11 +52,19 @@ RECIPES = {
     "rcnn": ("course_lib.recipes.rcnn", "R-CNN: selective search, warped crops, backbone, linear SVMs"),
     "fast_rcnn": (
         "course_lib.recipes.fast_rcnn",
-        "Fast R-CNN: backbone, RoIAlign 7x7, 2 fc, softmax + boxes",
+        "Fast R-CNN: backbone, RoI max pooling 7x7, 2 fc, softmax + boxes",
     ),
     "faster_rcnn": (
         "course_lib.recipes.faster_rcnn",
         "Faster R-CNN: backbone, RPN (3 sizes x 3 ratios), Fast R-CNN head",
+    ),
+    "shapes_classifier": (
+        "course_lib.recipes.shapes_classifier",
+        "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear",
+    ),
+    "digits_cnn": (
+        "course_lib.recipes.digits_cnn",
+        "GAPClassifier: 3 x (conv 3x3, BN, ReLU), 1 max pool, GAP, linear",
     ),
 }
 
