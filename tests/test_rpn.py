@@ -120,3 +120,18 @@ def test_forward_returns_at_most_post_nms_top_n_proposals_inside_the_image():
         assert len(boxes) <= 10 and len(boxes) == len(probs)
         assert boxes.min() >= 0 and boxes.max() <= 32
         assert torch.all(probs[:-1] >= probs[1:])
+
+
+def test_candidates_are_the_top_anchors_decoded_before_nms():
+    torch.manual_seed(0)
+    ours = RegionProposalNetwork(8).eval()
+    feature_map = torch.randn(1, 8, 6, 6)
+    boxes, scores = ours.candidates(feature_map, (24, 24), top_n=50)
+    assert len(boxes) == 50 and torch.all(scores[:-1] >= scores[1:])
+    objectness, deltas = ours.head(feature_map)
+    top = objectness[0].topk(50).indices
+    expected = ours.box_coder.decode(deltas[0, top], ours.anchors((6, 6))[top]).clamp(0, 24)
+    torch.testing.assert_close(boxes, expected)
+    proposals, _, _ = ours(feature_map, [(24, 24)])  # the same top 1000 (all 324 anchors), then NMS
+    every, _ = ours.candidates(feature_map, (24, 24), top_n=1000)
+    assert len(proposals[0]) < len(every) == 324

@@ -150,6 +150,22 @@ class RegionProposalNetwork(nn.Module):
         keep = nms(boxes, probs, nms_thresh)[:post_nms_top_n]  # (P,)
         return boxes[keep], probs[keep]
 
+    @torch.no_grad()
+    def candidates(
+        self, feature_map: Tensor, image_size: tuple[int, int], top_n: int = 1000
+    ) -> tuple[Tensor, Tensor]:
+        """What NMS sees: the ``top_n`` best anchors of the first image, decoded and clipped, best first.
+
+        Returns:
+            ``(boxes Tensor[T, 4], scores Tensor[T])`` (sigmoid objectness).
+        """
+        objectness, deltas = self.head(feature_map[:1])  # (1, N), (1, N, 4)
+        anchors = self.anchors(tuple(feature_map.shape[-2:]))  # (N, 4)
+        # IoU never exceeds 1, so NMS at 1.0 removes nothing: only the top-n, decode and clip steps.
+        return self.select_proposals(
+            anchors, objectness[0], deltas[0], image_size, top_n, top_n, nms_thresh=1.0
+        )
+
     def losses(
         self, anchors: Tensor, objectness: Tensor, deltas: Tensor, targets: list[dict]
     ) -> dict[str, Tensor]:
