@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 from torch import nn
 
@@ -123,25 +124,32 @@ def load(name: str) -> nn.Module:
     return model.eval()
 
 
-def train(name: str, progress: bool = True) -> dict:
+def train(name: str, progress: bool = True, threads: int | None = None) -> dict:
     """Retrain ``name`` from its recipe, write ``data/checkpoints/NAME.safetensors`` and its record.
 
     Resumes from ``data/cache/train/NAME.state.safetensors`` if a previous run was interrupted.
     Returns the new record; says whether the sha256 equals the one recorded before.
+
+    Training is bit-for-bit reproducible on one machine only with the same number of torch
+    threads (a parallel sum adds in another order), so the record keeps the count it was trained
+    with and a retrain uses it again (1 unless recorded otherwise).
     """
     module = recipe(name)
+    if threads is None:
+        threads = _registry().get(name, {}).get("threads", 1)
+    torch.set_num_threads(threads)
     TRAINING_DIR.mkdir(parents=True, exist_ok=True)
     CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
     state_path = TRAINING_DIR / f"{name}.state.safetensors"
     start = time.perf_counter()
     model, history = module.train(checkpoint=state_path, progress=progress)
     minutes = (time.perf_counter() - start) / 60
-    record = register(name, model, history, minutes)
+    record = register(name, model, history, minutes, threads)
     state_path.unlink(missing_ok=True)
     return record
 
 
-def register(name: str, model: nn.Module, history: list[dict], minutes: float) -> dict:
+def register(name: str, model: nn.Module, history: list[dict], minutes: float, threads: int) -> dict:
     """Write a trained model's checkpoint and measure it into the registry (what ``train`` ends with)."""
     module = recipe(name)
     path = CHECKPOINT_DIR / f"{name}.safetensors"
@@ -157,6 +165,7 @@ def register(name: str, model: nn.Module, history: list[dict], minutes: float) -
         "quick_size": module.QUICK_SIZE,
         "quick_metrics": _rounded(module.evaluate(model, module.SPLIT, module.QUICK_SIZE)),
         "train_minutes": round(minutes, 1),
+        "threads": threads,
         "final_loss": round(sum(row["loss"] for row in history[-20:]) / max(1, len(history[-20:])), 4),
     }
     records = _registry()

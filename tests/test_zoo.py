@@ -52,9 +52,12 @@ def test_a_checkpoint_whose_sha256_does_not_match_is_refused(tmp_path, monkeypat
         zoo.load("shapes_backbone")
 
 
-def test_verify_on_the_quick_subset_meets_every_record():
-    names = [name for name in ("shapes_backbone", "faster_rcnn") if name in zoo.available()]
-    rows = zoo.verify(names, quick=True)
+@pytest.mark.parametrize("name", list(zoo.RECIPES))
+def test_verify_on_the_quick_subset_meets_the_record(name):
+    """``zoo verify --quick``: each shipped model re-measured on the first items of its held-out split."""
+    if name not in zoo.available():
+        pytest.skip(f"{name} is not shipped yet")
+    rows = zoo.verify([name], quick=True)
     assert rows and all(row["ok"] for row in rows), rows
 
 
