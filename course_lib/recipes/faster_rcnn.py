@@ -15,7 +15,7 @@ from course_lib.recipes.detection import QUICK_SIZE, SPLIT, detection_losses, ev
 from course_lib.train import TrainConfig, fit
 
 CONFIG = TrainConfig(
-    epochs=6, batch_size=8, lr=0.02, optimizer="sgd", weight_decay=1e-4, warmup_steps=100, seed=0
+    epochs=8, batch_size=8, lr=0.02, optimizer="sgd", weight_decay=1e-4, warmup_steps=100, seed=0
 )
 __all__ = ["CONFIG", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
 
