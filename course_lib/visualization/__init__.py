@@ -1,5 +1,7 @@
 """Looking inside CNNs: hooks, filters, embeddings, activations, saliency and CAM."""
 
+from course_lib.visualization.filters import channel_filters, filter_grid, first_layer_filters
 from course_lib.visualization.hooks import Recorded, get_layer, has_hooks, layer_names, record
 
 __all__ = ["Recorded", "get_layer", "has_hooks", "layer_names", "record"]
+__all__ += ["channel_filters", "filter_grid", "first_layer_filters"]
