@@ -1,5 +1,6 @@
 """Looking inside CNNs: hooks, filters, embeddings, activations, saliency and CAM."""
 
+from course_lib.visualization.activations import activation_mask, crop_patches, top_activations
 from course_lib.visualization.embeddings import (
     class_centroid_distances,
     closeness_report,
@@ -15,3 +16,4 @@ __all__ = ["Recorded", "get_layer", "has_hooks", "layer_names", "record"]
 __all__ += ["channel_filters", "filter_grid", "first_layer_filters"]
 __all__ += ["RF", "receptive_field", "unit_box"]
 __all__ += ["class_centroid_distances", "closeness_report", "embed", "nearest_neighbors", "tsne"]
+__all__ += ["activation_mask", "crop_patches", "top_activations"]
