@@ -1,6 +1,7 @@
-"""Looking inside CNNs: hooks, filters, embeddings, activations, saliency and CAM."""
+"""Looking inside CNNs: hooks, filters, embeddings, activations, receptive fields, class visualization."""
 
 from course_lib.visualization.activations import activation_mask, crop_patches, top_activations
+from course_lib.visualization.class_viz import ascent_step, class_visualization, initial_image
 from course_lib.visualization.embeddings import (
     class_centroid_distances,
     closeness_report,
@@ -12,8 +13,27 @@ from course_lib.visualization.filters import channel_filters, filter_grid, first
 from course_lib.visualization.hooks import Recorded, get_layer, has_hooks, layer_names, record
 from course_lib.visualization.receptive_field import RF, receptive_field, unit_box
 
-__all__ = ["Recorded", "get_layer", "has_hooks", "layer_names", "record"]
-__all__ += ["channel_filters", "filter_grid", "first_layer_filters"]
-__all__ += ["RF", "receptive_field", "unit_box"]
-__all__ += ["class_centroid_distances", "closeness_report", "embed", "nearest_neighbors", "tsne"]
-__all__ += ["activation_mask", "crop_patches", "top_activations"]
+__all__ = [
+    "RF",
+    "Recorded",
+    "activation_mask",
+    "ascent_step",
+    "channel_filters",
+    "class_centroid_distances",
+    "class_visualization",
+    "closeness_report",
+    "crop_patches",
+    "embed",
+    "filter_grid",
+    "first_layer_filters",
+    "get_layer",
+    "has_hooks",
+    "initial_image",
+    "layer_names",
+    "nearest_neighbors",
+    "receptive_field",
+    "record",
+    "top_activations",
+    "tsne",
+    "unit_box",
+]
