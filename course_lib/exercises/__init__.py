@@ -6,6 +6,7 @@ from course_lib.exercises.boxes import check_ap, check_box_convert, check_iou, c
 from course_lib.exercises.hog import check_cell_histogram
 from course_lib.exercises.roi import check_roi_max_pool
 from course_lib.exercises.selective_search import check_merge_regions
+from course_lib.exercises.visualization import check_ascent_step, check_receptive_field
 
 __all__ = [
     "Case",
@@ -13,12 +14,14 @@ __all__ = [
     "Exercise",
     "Mistake",
     "check_ap",
+    "check_ascent_step",
     "check_box_convert",
     "check_cell_histogram",
     "check_iou",
     "check_label_anchors",
     "check_merge_regions",
     "check_nms",
+    "check_receptive_field",
     "check_roi_max_pool",
     "run_exercise",
 ]
