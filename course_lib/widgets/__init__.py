@@ -8,6 +8,7 @@ from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_vie
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
+from course_lib.widgets.visualization import ActivationExplorer, ClassVisualizationExplorer, PatchExplorer
 
 __all__ = [
     "Explorer",
@@ -36,4 +37,7 @@ __all__ = [
     "rank_proposals",
     "SelectiveSearchExplorer",
     "selective_search_view",
+    "ActivationExplorer",
+    "PatchExplorer",
+    "ClassVisualizationExplorer",
 ]

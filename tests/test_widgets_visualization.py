@@ -1,0 +1,279 @@
+"""Tests for course_lib.widgets.visualization: the activation, patch and class visualization explorers."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; set before pyplot is imported
+
+import re  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from course_lib import zoo  # noqa: E402
+from course_lib.data import CLASSES  # noqa: E402
+from course_lib.recipes.backbone import crops  # noqa: E402
+from course_lib.visualization.activations import activation_mask, crop_patches, top_activations  # noqa: E402
+from course_lib.visualization.class_viz import class_visualization  # noqa: E402
+from course_lib.visualization.hooks import has_hooks  # noqa: E402
+from course_lib.visualization.receptive_field import receptive_field  # noqa: E402
+from course_lib.widgets.visualization import (  # noqa: E402
+    ActivationExplorer,
+    ClassVisualizationExplorer,
+    PatchExplorer,
+    mask_from_map,
+    patch_grid,
+    top_from_maps,
+)
+
+RELUS = ["features.relu1", "features.relu2", "features.relu3", "features.relu4"]
+CHANNELS = {"features.relu1": 32, "features.relu2": 64, "features.relu3": 128, "features.relu4": 128}
+ACTIVATION_STATUS = re.compile(
+    r"^(features\.relu\d) · channel (\d+) of (\d+) · threshold (\d\.\d\d) · mask covers (\d+)% of the image$")
+PATCH_STATUS = re.compile(
+    r"^(features\.relu\d) · channel (\d+) of (\d+) · top (\d+) of 40 images · strongest (\d+\.\d\d) "
+    r"\(image (\d+)\), weakest shown (\d+\.\d\d)$")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return zoo.load("shapes_classifier")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return crops("test", 40)[0]
+
+
+@pytest.fixture(autouse=True)
+def no_figures_left():
+    before = set(plt.get_fignums())
+    yield
+    assert set(plt.get_fignums()) == before, "an explorer left a pyplot figure open"
+
+
+class ForwardCounter:
+    """Counts the model's forward calls with a pre-hook (removed by ``close``)."""
+
+    def __init__(self, model):
+        self.calls = 0
+        self.handle = model.register_forward_pre_hook(self._count)
+
+    def _count(self, module, inputs):
+        self.calls += 1
+
+    def close(self):
+        self.handle.remove()
+
+
+def status_text(explorer):
+    return re.sub(r"<[^>]+>", "", explorer.status.value)
+
+
+# --- pure helpers -----------------------------------------------------------------------------------
+def test_mask_from_map_hand_computed():
+    view = mask_from_map(torch.tensor([[0.0, 2.0], [4.0, -1.0]]), (2, 2), threshold=0.5)
+    assert view["upsampled"].tolist() == [[0.0, 0.5], [1.0, 0.0]]  # clamp at 0, divide by the peak 4
+    assert view["mask"].tolist() == [[False, True], [True, False]]
+    empty = mask_from_map(torch.zeros(3, 3), (6, 6), threshold=0.0)  # never fires: no NaN, empty mask
+    assert not empty["mask"].any() and torch.equal(empty["upsampled"], torch.zeros(6, 6))
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**16), st.floats(0, 1), st.floats(0, 1))
+def test_mask_shrinks_as_threshold_rises(seed, a, b):
+    activation = torch.randn(5, 5, generator=torch.Generator().manual_seed(seed))
+    low, high = sorted((a, b))
+    small = mask_from_map(activation, (20, 20), high)["mask"]
+    large = mask_from_map(activation, (20, 20), low)["mask"]
+    assert not (small & ~large).any()
+
+
+def test_patch_grid_hand_computed():
+    patches = torch.stack([torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.5)])  # two 2x2 patches
+    grid = patch_grid(patches, gap=1)  # 2 columns, 1 row
+    assert grid.shape == (1, 2, 5)
+    assert grid[0].tolist() == [[0, 0, 1, 0.5, 0.5], [0, 0, 1, 0.5, 0.5]]
+    assert patch_grid(torch.rand(5, 3, 4, 4)).shape == (3, 2 * 4 + 2, 3 * 4 + 2 * 2)  # 3 columns, 2 rows
+
+
+def test_top_from_maps_matches_top_activations(model, images):
+    from course_lib.widgets.visualization import _record_layer
+
+    for layer, channel, k in [("features.relu1", 3, 9), ("features.relu3", 12, 5),
+                              ("features.relu4", 100, 16)]:
+        maps = _record_layer(model, images, layer)[:, channel]  # (N, h, w)
+        ours = top_from_maps(maps, receptive_field(model, layer), k)
+        reference = top_activations(model, images, layer, channel, k=k)
+        for key in ("indices", "rows", "cols", "fields"):
+            assert torch.equal(ours[key], reference[key]), (layer, key)
+        torch.testing.assert_close(ours["values"], reference["values"])
+    assert not has_hooks(model)
+
+
+# --- ActivationExplorer -----------------------------------------------------------------------------
+def test_activation_explorer_matches_activation_mask(model, images):
+    explorer = ActivationExplorer(model, images[3])
+    try:
+        assert list(explorer.controls["layer"].options) == RELUS
+        for layer, channel, threshold in [("features.relu3", 12, 0.5), ("features.relu1", 7, 0.2),
+                                          ("features.relu4", 127, 0.9), ("features.relu2", 0, 0.0)]:
+            explorer.controls["layer"].value = layer
+            explorer.controls["channel"].value = channel
+            explorer.controls["threshold"].value = threshold
+            reference = activation_mask(model, images[3], layer, channel, threshold)
+            for key in ("activation", "upsampled", "mask"):
+                assert torch.equal(explorer.result[key], reference[key]), (layer, key)
+            match = ACTIVATION_STATUS.match(status_text(explorer))
+            assert match, status_text(explorer)
+            assert match.groups()[:4] == (layer, str(channel), str(CHANNELS[layer]), f"{threshold:.2f}")
+            coverage = float(reference["mask"].float().mean())
+            assert int(match.group(5)) == round(100 * coverage)
+            assert explorer.png.startswith(b"\x89PNG")
+    finally:
+        explorer.close()
+    assert not has_hooks(model)
+
+
+def test_channel_slider_follows_the_layer(model, images):
+    explorer = ActivationExplorer(model, images[0])
+    try:
+        channel = explorer.controls["channel"]
+        explorer.controls["layer"].value = "features.relu3"
+        assert channel.max == 127
+        channel.value = 100
+        explorer.controls["layer"].value = "features.relu1"  # 32 channels: the slider clamps to 31
+        assert channel.max == 31 and channel.value == 31 and explorer.result["channel"] == 31
+        assert status_text(explorer).startswith("features.relu1 · channel 31 of 32 ")
+        reference = activation_mask(model, images[0], "features.relu1", 31)
+        assert torch.equal(explorer.result["mask"], reference["mask"])
+        explorer.controls["layer"].value = "features.relu2"
+        assert channel.max == 63 and channel.value == 31
+    finally:
+        explorer.close()
+
+
+def test_activation_explorer_runs_each_layer_once(model, images):
+    counter = ForwardCounter(model)
+    try:
+        explorer = ActivationExplorer(model, images[1])
+        assert counter.calls == 1
+        for channel in range(5):
+            explorer.controls["channel"].value = channel
+        for threshold in (0.1, 0.8):
+            explorer.controls["threshold"].value = threshold
+        assert counter.calls == 1  # channel and threshold moves reuse the recorded layer
+        explorer.controls["layer"].value = "features.relu2"
+        explorer.controls["layer"].value = "features.relu4"  # the first layer shown
+        assert counter.calls == 2
+        explorer.close()
+    finally:
+        counter.close()
+
+
+def test_activation_explorer_bad_input(model, images):
+    with pytest.raises(ValueError, match=r"image: expected a Tensor\[C, H, W\], got shape \(64, 64\)"):
+        ActivationExplorer(model, images[0, 0])
+    with pytest.raises(ValueError, match=r"image: expected a Tensor\[C, H, W\], got shape \(1, 3, 64, 64\)"):
+        ActivationExplorer(model, images[:1])
+    with pytest.raises(TypeError, match="image: expected a torch.Tensor"):
+        ActivationExplorer(model, images[0].numpy())
+    with pytest.raises(ValueError, match="layer: unknown name 'features.relu9'; expected one of"):
+        ActivationExplorer(model, images[0], layers=["features.relu9"])
+    with pytest.raises(ValueError, match="layers: expected at least one layer name"):
+        ActivationExplorer(model, images[0], layers=[])
+    with pytest.raises(ValueError, match=r"layer: expected a layer with a \(B, C, H, W\) output"):
+        ActivationExplorer(model, images[0], layers=["fc"])
+    assert not has_hooks(model)
+
+
+# --- PatchExplorer ----------------------------------------------------------------------------------
+def test_patch_explorer_matches_top_activations(model, images):
+    explorer = PatchExplorer(model, images)
+    try:
+        for layer, channel, k in [("features.relu3", 12, 9), ("features.relu2", 5, 4),
+                                  ("features.relu4", 0, 16)]:
+            explorer.controls["layer"].value = layer
+            explorer.controls["channel"].value = channel
+            explorer.controls["num_patches"].value = k
+            reference = top_activations(model, images, layer, channel, k=k)
+            assert torch.equal(explorer.result["indices"], reference["indices"])
+            patches = crop_patches(images[reference["indices"]], reference["fields"])
+            assert torch.equal(explorer.result["grid"], patch_grid(patches))
+            match = PATCH_STATUS.match(status_text(explorer))
+            assert match, status_text(explorer)
+            assert match.groups()[:4] == (layer, str(channel), str(CHANNELS[layer]), str(k))
+            assert int(match.group(6)) == int(reference["indices"][0])
+            assert float(match.group(5)) == pytest.approx(float(reference["values"][0]), abs=0.005)
+    finally:
+        explorer.close()
+
+
+def test_patch_explorer_caches_each_layer_and_follows_it(model, images):
+    counter = ForwardCounter(model)
+    try:
+        explorer = PatchExplorer(model, images)
+        assert counter.calls == 1  # 40 images: one batch
+        for channel in (3, 50, 120):
+            explorer.controls["channel"].value = channel
+        explorer.controls["num_patches"].value = 1
+        assert counter.calls == 1 and explorer.result["grid"].shape[1:] == (explorer.result["rf"].size,) * 2
+        explorer.controls["layer"].value = "features.relu1"
+        assert explorer.controls["channel"].max == 31 and explorer.controls["channel"].value == 31
+        assert counter.calls == 2
+        explorer.controls["layer"].value = "features.relu4"
+        assert counter.calls == 2 and explorer.controls["channel"].max == 127
+        explorer.close()
+    finally:
+        counter.close()
+
+
+def test_patch_explorer_bad_input(model, images):
+    expected = r"images: expected a Tensor\[N, C, H, W\] with N >= 1, got shape \(3, 64, 64\)"
+    with pytest.raises(ValueError, match=expected):
+        PatchExplorer(model, images[0])
+    with pytest.raises(ValueError, match=r"got shape \(0, 3, 64, 64\)"):
+        PatchExplorer(model, images[:0])
+    with pytest.raises(ValueError, match="layer: unknown name 'conv1'"):
+        PatchExplorer(model, images, layers=["conv1"])
+    assert not has_hooks(model)
+
+
+# --- ClassVisualizationExplorer ---------------------------------------------------------------------
+def test_class_visualization_explorer_matches_and_caches(model):
+    names = list(CLASSES[1:])  # output k - 1 is class k
+    counter = ForwardCounter(model)
+    try:
+        explorer = ClassVisualizationExplorer(model, names)
+        assert explorer.result["steps"] == 50 and len(explorer.result["scores"]) == 50
+        explorer.controls["steps"].value = 10
+        explorer.controls["target"].value = 2  # triangle
+        explorer.controls["init"].value = "noise"
+        l2_weight = explorer.result["l2_weight"]
+        reference = class_visualization(model, 2, steps=10, l2_weight=l2_weight, init="noise")
+        assert torch.equal(explorer.result["image"], reference["image"])
+        assert explorer.result["scores"] == reference["scores"]
+        text = status_text(explorer)
+        assert text.startswith("triangle · λ 1.0e-02 · 10 steps from noise: score ")
+        assert f"→ {reference['final_score']:.2f}" in text
+        assert f"predicted {names[reference['predicted']]}" in text
+        calls = counter.calls
+        explorer.controls["init"].value = "zeros"
+        assert counter.calls > calls  # a new setting runs the ascent
+        calls = counter.calls
+        explorer.controls["init"].value = "noise"  # seen before: from the cache
+        assert counter.calls == calls and torch.equal(explorer.result["image"], reference["image"])
+        explorer.controls["l2_weight"].value = 1e-3
+        assert explorer.result["l2_weight"] == pytest.approx(1e-3) and "λ 1.0e-03" in status_text(explorer)
+        explorer.close()
+    finally:
+        counter.close()
+
+
+def test_class_visualization_explorer_bad_input(model):
+    with pytest.raises(ValueError, match="class_names: expected a non-empty list of str"):
+        ClassVisualizationExplorer(model, [])
+    with pytest.raises(ValueError, match=r"class_names: expected 5 names \(one per model output\), got 6"):
+        ClassVisualizationExplorer(model, list(CLASSES))  # background is not an output
