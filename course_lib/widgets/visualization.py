@@ -286,8 +286,7 @@ class ClassVisualizationExplorer(Explorer):
         curve_ax.plot(range(1, len(scores) + 1), scores, color="C0")
         curve_ax.set_xlim(0, max(len(scores), 1) + 1)
         curve_ax.autoscale_view(scalex=False)
-        curve_ax.set_xlabel("step", fontsize=9)
-        curve_ax.set_title("class score S_c", fontsize=10)
+        curve_ax.set_title("class score S_c per step", fontsize=10)  # no xlabel: it would need a margin
 
     def summary(self, result: dict[str, Any]) -> str:
         name = self.class_names[result["target"]]
