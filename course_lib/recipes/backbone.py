@@ -59,8 +59,15 @@ def train(
     checkpoint: str | os.PathLike | None = None, config: TrainConfig = CONFIG, progress: bool = True
 ) -> tuple[ShapesBackbone, list[dict]]:
     """Train a ShapesBackbone from its seed; returns ``(model in eval mode, loss history)``."""
+    return train_on_crops(ShapesBackbone, checkpoint, config, progress)
+
+
+def train_on_crops(
+    build_model, checkpoint: str | os.PathLike | None, config: TrainConfig, progress: bool = True
+) -> tuple[nn.Module, list[dict]]:
+    """Seed, build ``build_model()``, and fit it on the 5,000 training crops (every crop recipe)."""
     torch.manual_seed(config.seed)
-    model = ShapesBackbone()
+    model = build_model()
     images, labels = crops("train")
     dataset = list(zip(images, labels, strict=True))
     history = fit(model, dataset, classification_losses, config, checkpoint=checkpoint, progress=progress)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from course_lib.models.classifier import GAPClassifier, shapes_classifier
-from course_lib.recipes.backbone import classification_losses, crops
 from course_lib.recipes.backbone import evaluate as evaluate_crops
-from course_lib.train import TrainConfig, fit
+from course_lib.recipes.backbone import train_on_crops
+from course_lib.train import TrainConfig
 
 CONFIG = TrainConfig(
     epochs=20, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=5e-4, warmup_steps=50, seed=0
@@ -31,12 +29,7 @@ def build() -> GAPClassifier:
 
 def train(checkpoint: str | os.PathLike | None = None, config: TrainConfig = CONFIG, progress: bool = True):
     """Train from the seed; returns ``(model in eval mode, loss history)``."""
-    torch.manual_seed(config.seed)
-    model = build()
-    images, labels = crops("train")
-    dataset = list(zip(images, labels, strict=True))
-    history = fit(model, dataset, classification_losses, config, checkpoint=checkpoint, progress=progress)
-    return model, history
+    return train_on_crops(build, checkpoint, config, progress)
 
 
 def evaluate(model: GAPClassifier, split: str = SPLIT, limit: int | None = None) -> dict[str, float]:

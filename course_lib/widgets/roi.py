@@ -17,14 +17,14 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.collections import LineCollection
 from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number, check_tensor
 from course_lib.boxes import box_iou
 from course_lib.plotting import draw_boxes, show_image
 from course_lib.roi import _bin_bounds, _pair, _round_half_away, roi_align, roi_pool
-from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box
+from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, outline_boxes
 from course_lib.widgets.hog import palette_png
 
 ROI_METHODS = ("RoI pool", "RoIAlign")
@@ -215,15 +215,6 @@ def _short(value: float) -> str:
     return text if len(text) < VALUE_WIDTH else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
 
 
-def _outlines(ax: Axes, boxes: Tensor, **style: Any) -> None:
-    """Draw ``xyxy`` boxes as one ``PolyCollection`` (one artist: fast)."""
-    if len(boxes) == 0:
-        return
-    x1, y1, x2, y2 = boxes.float().unbind(-1)
-    corners = torch.stack([x1, y1, x2, y1, x2, y2, x1, y2], dim=-1).view(-1, 4, 2)  # (N, 4, 2)
-    ax.add_collection(PolyCollection(corners.numpy(), facecolors="none", **style))
-
-
 class RoIPoolExplorer(Explorer):
     """Pick a proposal and see the 7x7 bins RoI pooling and RoIAlign really read.
 
@@ -286,7 +277,7 @@ class RoIPoolExplorer(Explorer):
         stride, proposal = result["stride"], result["proposal"]
         show_image(image_ax, self.image)
         self._cell_grid(image_ax, proposal, result["covered_box"])
-        _outlines(image_ax, result["bins"], edgecolors=BIN_COLOR, linewidths=0.8, alpha=0.9)
+        outline_boxes(image_ax, result["bins"], edgecolors=BIN_COLOR, linewidths=0.8, alpha=0.9)
         if len(result["points"]):
             points = result["points"].numpy()
             image_ax.scatter(points[:, 0], points[:, 1], s=3, c=POINT_COLOR, linewidths=0)

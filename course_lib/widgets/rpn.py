@@ -21,9 +21,8 @@ from course_lib.boxes import box_iou
 from course_lib.nms import nms
 from course_lib.plotting import show_image
 from course_lib.proposals_eval import best_overlaps, proposal_recall
-from course_lib.widgets.base import WIDE_LABEL, Explorer
+from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
 from course_lib.widgets.hog import palette_png
-from course_lib.widgets.roi import _outlines
 
 COUNT_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 PROPOSAL_COLOR, FOUND_COLOR, MISSED_COLOR, BEST_COLOR = "#ffd700", "#2ca02c", "#d62728", "#00e5ff"
@@ -224,13 +223,13 @@ class ProposalExplorer(Explorer):
     def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         image_ax, curve_ax = ax
         show_image(image_ax, self.image)
-        _outlines(image_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=0.6, alpha=0.35)
+        outline_boxes(image_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=0.6, alpha=0.35)
         found = result["found"]
         best = result["best_index"][found]
-        _outlines(image_ax, result["proposals"][best], edgecolors=BEST_COLOR, linewidths=1.2)
+        outline_boxes(image_ax, result["proposals"][best], edgecolors=BEST_COLOR, linewidths=1.2)
         colors = [FOUND_COLOR if hit else MISSED_COLOR for hit in found.tolist()]
         styles = ["-" if hit else "--" for hit in found.tolist()]
-        _outlines(image_ax, self.gt_boxes, edgecolors=colors, linewidths=2.2, linestyles=styles)
+        outline_boxes(image_ax, self.gt_boxes, edgecolors=colors, linewidths=2.2, linestyles=styles)
         image_ax.set_title(f"{result['num_proposals']} proposals, {result['num_found']} of "
                            f"{result['num_gt']} objects found", fontsize=10)
 

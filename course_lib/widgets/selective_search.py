@@ -14,7 +14,6 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.collections import PolyCollection
 from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number
@@ -27,7 +26,7 @@ from course_lib.classical.selective_search import (
 )
 from course_lib.plotting import show_image
 from course_lib.proposals_eval import best_overlaps
-from course_lib.widgets.base import WIDE_LABEL, Explorer
+from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
 from course_lib.widgets.hog import palette_png
 
 # The similarity sets of Table 5 of Uijlings et al. 2013, and each similarity alone.
@@ -142,15 +141,6 @@ def selective_search_view(
     }
 
 
-def _outlines(ax: Axes, boxes: Tensor, **style: Any) -> None:
-    """Draw ``xyxy`` boxes as one ``PolyCollection`` (one artist: fast for hundreds of boxes)."""
-    if len(boxes) == 0:
-        return
-    x1, y1, x2, y2 = boxes.float().unbind(-1)
-    corners = torch.stack([x1, y1, x2, y1, x2, y2, x1, y2], dim=-1).view(-1, 4, 2)  # (N, 4, 2)
-    ax.add_collection(PolyCollection(corners.numpy(), facecolors="none", **style))
-
-
 class SelectiveSearchExplorer(Explorer):
     """Step through hierarchical grouping and choose how many proposals to draw.
 
@@ -240,17 +230,17 @@ class SelectiveSearchExplorer(Explorer):
     def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         regions_ax, proposals_ax = ax
         show_image(regions_ax, result["region_image"])
-        _outlines(regions_ax, result["region_boxes"], edgecolors="white", linewidths=0.8, alpha=0.7)
+        outline_boxes(regions_ax, result["region_boxes"], edgecolors="white", linewidths=0.8, alpha=0.7)
         if result["merged_box"] is not None:
             merged_box = torch.tensor([result["merged_box"]])
-            _outlines(regions_ax, merged_box, edgecolors=MERGED_COLOR, linewidths=2.5)
+            outline_boxes(regions_ax, merged_box, edgecolors=MERGED_COLOR, linewidths=2.5)
         regions_ax.set_title(f"step {result['step']} of {result['num_steps']}: "
                              f"{result['num_regions']} regions", fontsize=11)
         show_image(proposals_ax, self.image)
-        _outlines(proposals_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=1.0, alpha=0.8)
+        outline_boxes(proposals_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=1.0, alpha=0.8)
         if self.gt_boxes is not None and len(self.gt_boxes):
             colors = [FOUND_COLOR if found else MISSED_COLOR for found in result["found"].tolist()]
-            _outlines(proposals_ax, self.gt_boxes, edgecolors=colors, linewidths=2.0, linestyles="--")
+            outline_boxes(proposals_ax, self.gt_boxes, edgecolors=colors, linewidths=2.0, linestyles="--")
         title = f"first {result['num_proposals']} of {result['total_proposals']} proposals"
         if result["recall"] is not None:
             title += f", recall {result['recall']:.2f}"
