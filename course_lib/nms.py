@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,6 +28,8 @@ from course_lib.boxes import _area, _inter_union, _upcast
 _BLOCK_SIZES = (128, 256)
 # Blocks shrink when there are many candidates, to keep each (block x candidates) temporary <= 16 MB.
 _MAX_PAIRS = 2**22
+# Cluster-NMS passes before a block switches to the box-by-box scan (chains are usually 2-4 long).
+_FIXPOINT_PASSES = 6
 
 
 def _check_nms_args(boxes: Tensor, scores: Tensor, iou_threshold: float) -> None:
@@ -94,11 +97,13 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
             reach = int((classes == block_classes[-1]).sum())
         suppresses = suppresses.to(boxes.dtype)
         keep = suppresses.sum(dim=0) == 0  # (B,) first pass: as if every box were kept
-        while True:  # Cluster-NMS: iterate keep = "no kept box before me suppresses me"
+        for _ in range(_FIXPOINT_PASSES):  # Cluster-NMS: iterate keep = "no kept box before me suppresses me"
             new_keep = (keep.to(boxes.dtype) @ suppresses) == 0  # (B,)
             if torch.equal(new_keep, keep):
                 break
             keep = new_keep
+        else:  # a long chain of suppressions (low threshold, heavy overlap): one pass per link is slower
+            keep = _sequential_keep(suppresses)
         keep = keep.nonzero()[:, 0]  # (b,)
         block = block.index_select(1, keep)  # (5, b)
         kept.append(block_index.index_select(0, keep))
@@ -119,6 +124,16 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, idxs: Tenso
         kept = kept.sort().values
         kept = kept[torch.sort(scores[kept], descending=True, stable=True).indices]
     return kept
+
+
+def _sequential_keep(suppresses: Tensor) -> Tensor:
+    """Greedy NMS inside one block, box by box: kept unless a kept box before it suppresses it."""
+    matrix = suppresses.bool().cpu().numpy()  # (B, B) upper triangular
+    keep = np.ones(len(matrix), dtype=bool)
+    for i in range(len(matrix)):
+        if keep[i]:
+            keep[i + 1 :] &= ~matrix[i, i + 1 :]
+    return torch.from_numpy(keep).to(suppresses.device)
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
