@@ -24,17 +24,18 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# ruff, then one pytest run: unit tests, every notebook under nbval, then the browser test
-# (conftest.py orders them). It ends with pytest's summary line.
+# ruff, then one pytest run: unit tests, every notebook under nbval, every notebook again under
+# other CPU kernels (--nbval-portable: SSE4.1 oneDNN, non-vectorized ATen, NumPy's baseline
+# loops), then the browser test (conftest.py orders them). It ends with pytest's summary line.
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_NB) tests notebooks
+	$(PY) -m pytest $(PYTEST_NB) --nbval-portable tests notebooks
 
 unit: setup
 	$(PY) -m pytest tests -m "not browser"
 
 notebooks-test: setup
-	$(PY) -m pytest $(PYTEST_NB) notebooks
+	$(PY) -m pytest $(PYTEST_NB) --nbval-portable notebooks
 
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH)

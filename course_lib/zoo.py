@@ -61,7 +61,7 @@ RECIPES = {
     ),
     "shapes_classifier": (
         "course_lib.recipes.shapes_classifier",
-        "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear",
+        "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear; output k = CLASSES[k]",
     ),
     "digits_cnn": (
         "course_lib.recipes.digits_cnn",

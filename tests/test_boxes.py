@@ -21,7 +21,7 @@ from course_lib.boxes import (
     generalized_box_iou,
 )
 
-FUZZ = settings(max_examples=1000, deadline=None)
+FUZZ = settings(max_examples=1000)
 
 
 def random_boxes(num_boxes: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:

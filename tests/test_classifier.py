@@ -3,7 +3,10 @@
 import pytest
 import torch
 
+from course_lib.data import CLASSES
+from course_lib.models.backbone import ShapesBackbone
 from course_lib.models.classifier import digits_cnn, shapes_classifier
+from course_lib.recipes.backbone import output_indices
 from course_lib.recipes.digits_cnn import digits_split
 from course_lib.visualization import layer_names
 
@@ -39,3 +42,35 @@ def test_the_digits_split_is_disjoint_stratified_and_scaled():
     assert overlap <= 2  # the data has a few exact duplicates; the split itself is disjoint by index
     with pytest.raises(ValueError, match="split: expected one of 'train', 'test'"):
         digits_split("val")
+
+
+def test_output_k_of_the_shapes_classifier_is_class_k_of_the_dataset():
+    # Regression (the label-convention bug): a ShapeCrops label is 1..5 and index 0 of CLASSES is
+    # background; the classifier's output index must be that same number.
+    model = shapes_classifier().eval()
+    assert model.classes == CLASSES and model.num_classes == len(CLASSES)
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, len(CLASSES))
+    assert digits_cnn().classes == tuple("0123456789")
+
+
+def test_the_shipped_classifier_predicts_the_dataset_label():
+    from course_lib import zoo
+    from course_lib.recipes.backbone import crops
+
+    model = zoo.load("shapes_classifier")
+    images, labels = crops("test", 100)
+    with torch.no_grad():
+        predicted = model(images).argmax(dim=1)
+    assert (predicted == labels).float().mean() >= 0.98  # labels as they come, no offset
+    assert (predicted != 0).all()  # never "background"
+
+
+def test_output_indices_map_labels_by_class_name():
+    model = shapes_classifier()
+    labels = torch.tensor([1, 5, 3])
+    assert torch.equal(output_indices(model, labels), labels)
+    backbone = ShapesBackbone()  # its outputs leave background out: label k is output k - 1
+    assert backbone.classes == CLASSES[1:]
+    assert torch.equal(output_indices(backbone, labels), labels - 1)
+    with pytest.raises(ValueError, match=r"labels: expected classes among .*, got \['background'\]"):
+        output_indices(backbone, torch.tensor([0, 1]))

@@ -60,7 +60,7 @@ def test_filter_grid_positions_by_hand():
     torch.testing.assert_close(grid[0], expected)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(num=st.integers(2, 11), ncols=st.integers(1, 6), size=st.integers(1, 4), seed=st.integers(0, 99))
 def test_filter_grid_equals_make_grid_without_its_border(num, ncols, size, seed):
     filters = torch.rand(num, 3, size, size, generator=torch.Generator().manual_seed(seed))

@@ -143,7 +143,7 @@ def tie_heavy_dataset(draw):
     return {"images": images, "annotations": annotations, "categories": [{"id": 1}, {"id": 2}]}, detections
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=40)
 @given(tie_heavy_dataset())
 def test_ties_and_crowds_match_pycocotools_exactly(dataset):
     coco_gt, coco_dt = dataset
@@ -422,7 +422,7 @@ def test_average_precision_hand_computed():
     assert average_precision([], []) == 0.0 and average_precision([], [], method="all_points") == 0.0
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
+@settings(max_examples=50)
 @given(st.lists(st.booleans(), min_size=1, max_size=30), st.integers(0, 5))
 def test_all_points_ap_equals_sum_over_true_positives(is_tp, extra_gt):
     num_gt = sum(is_tp) + extra_gt

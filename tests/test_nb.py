@@ -113,3 +113,23 @@ def test_show_as_jpeg_displays_a_jpeg_and_closes_the_figure(monkeypatch):
     show_as_jpeg(figure)
     assert len(shown) == 1 and shown[0].data[:2] == b"\xff\xd8"  # the JPEG magic number
     assert not plt.fignum_exists(figure.number)
+
+
+def test_best_time_is_the_minimum_of_the_runs(monkeypatch):
+    # A fake clock: the three calls take 5, 2 and 9 "seconds"; the best is 2, whatever the order.
+    ticks = iter([0.0, 5.0, 10.0, 12.0, 20.0, 29.0])
+    monkeypatch.setattr(nb.time, "perf_counter", lambda: next(ticks))
+    calls = []
+    assert nb.best_time(lambda: calls.append(1), repeats=3) == 2.0
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
+def test_best_time_rejects_bad_repeats(repeats):
+    with pytest.raises(ValueError, match="repeats: expected a positive int"):
+        nb.best_time(lambda: None, repeats=repeats)
+
+
+def test_best_time_rejects_a_non_callable():
+    with pytest.raises(TypeError, match="function: expected a callable, got int"):
+        nb.best_time(3)

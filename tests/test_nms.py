@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from course_lib.nms import batched_nms, nms, nms_steps, soft_nms
 
-FUZZ = settings(max_examples=1000, deadline=None)
+FUZZ = settings(max_examples=1000)
 THRESHOLDS = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.7, 1.0]) | st.floats(0.0, 1.0)
 
 

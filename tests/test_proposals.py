@@ -39,6 +39,21 @@ def test_the_cache_returns_what_the_proposer_computes(tmp_path):
     torch.testing.assert_close(first[0], proposer(dataset.scene(0).image))
 
 
+def test_the_cache_is_keyed_by_selective_searchs_code(tmp_path, monkeypatch):
+    # A change to selective search must not reuse proposals that the old code cached.
+    from course_lib.models import proposals
+
+    dataset = ShapeScenes(1, image_size=48, seed=3)
+    proposer = SelectiveSearchProposer(upsample=1)
+    digest = proposals.selective_search_digest()
+    assert len(digest) == 10 and proposer.key().endswith(digest)
+    cached_proposals(dataset, [0], proposer, cache_dir=tmp_path)
+    monkeypatch.setattr(proposals, "selective_search_digest", lambda: "0123456789")
+    cached_proposals(dataset, [0], proposer, cache_dir=tmp_path)
+    suffixes = {path.name.rsplit("_", 1)[1] for path in tmp_path.iterdir()}
+    assert suffixes == {digest, "0123456789"}  # two folders: the old proposals were not read
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="mode: expected one of"):
         SelectiveSearchProposer(mode="slow")

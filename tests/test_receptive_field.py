@@ -113,7 +113,7 @@ def test_trained_max_pools_send_the_gradient_inside_the_field():
     assert bx1 <= x1 and by1 <= y1 and x2 <= bx2 and y2 <= by2
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 @given(row=st.integers(0, 12), col=st.integers(0, 12))
 def test_small_stack_field_equals_the_nonzero_gradient(row, col):
     model = positive_copy(small_stack())  # a 60x60 input gives a 13x13 map at "6.1"
@@ -122,7 +122,7 @@ def test_small_stack_field_equals_the_nonzero_gradient(row, col):
     assert gradient_box(model, "6.1", row, col, 60, 2) == unit_box(rf, row, col, 60)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 @given(size=st.integers(9, 24))
 def test_ceil_mode_pools_and_odd_sizes_every_unit(size):
     pool = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)

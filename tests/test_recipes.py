@@ -1,5 +1,6 @@
 """What the recipes share: flips of images with their boxes, the classification loss, augmentation."""
 
+import pytest
 import torch
 
 from course_lib.recipes.backbone import augment, classification_losses
@@ -29,10 +30,17 @@ def test_augment_only_flips_and_turns():
         assert any(torch.equal(changed, variant) for variant in variants)
 
 
-def test_classification_loss_maps_label_k_to_output_k_minus_1():
-    class Fixed(torch.nn.Module):
+@pytest.mark.parametrize("with_background", [True, False])
+def test_classification_loss_finds_each_label_by_the_models_class_names(with_background):
+    from course_lib.data import CLASSES
+
+    class Fixed(torch.nn.Module):  # always scores "circle" (label 1) highest
+        classes = CLASSES if with_background else CLASSES[1:]
+
         def forward(self, images):
-            return torch.tensor([[10.0, 0, 0, 0, 0]]).repeat(len(images), 1)
+            scores = torch.zeros(len(images), len(self.classes))
+            scores[:, self.classes.index("circle")] = 10.0
+            return scores
 
     batch = [(torch.rand(3, 8, 8), torch.tensor(1))]
     assert classification_losses(Fixed(), batch)["classification"] < 1e-3

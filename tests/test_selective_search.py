@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -11,7 +15,13 @@ import torch
 
 from course_lib.classical._ground_truth import ANNOTATIONS, derive_coin_boxes, load_photo_annotations
 from course_lib.classical._grouping import group_regions
-from course_lib.classical._similarity import neighbour_pairs, pixel_features, region_statistics
+from course_lib.classical._similarity import (
+    convert_color,
+    intersections,
+    neighbour_pairs,
+    pixel_features,
+    region_statistics,
+)
 from course_lib.classical.selective_search import (
     MODES,
     hierarchy_rank,
@@ -90,6 +100,55 @@ def test_propagated_histograms_equal_histograms_recomputed_from_pixels():
     np.testing.assert_allclose((weights * regions.color[2:4]).sum(0) / weights.sum(), together.color[2])
     np.testing.assert_allclose(regions.color.sum(1), 1)
     np.testing.assert_allclose(regions.texture.sum(1), 1)
+
+
+def test_integer_intersections_equal_the_float_formula():
+    # Oracle: sum_k min(h_a^k, h_b^k) on normalized float histograms, for random counts.
+    rng = np.random.default_rng(0)
+    for entries in (1, 3, 24):
+        sizes_a, sizes_b = rng.integers(1, 500, 40), rng.integers(1, 500, 40)  # (P,)
+        counts_a = np.stack([rng.multinomial(entries * n, np.ones(30) / 30) for n in sizes_a])  # (P, 30)
+        counts_b = np.stack([rng.multinomial(entries * n, np.ones(30) / 30) for n in sizes_b])
+        hist_a, hist_b = counts_a / (entries * sizes_a[:, None]), counts_b / (entries * sizes_b[:, None])
+        expected = np.minimum(hist_a, hist_b)
+        got = intersections(counts_a, counts_b, sizes_a.astype(float), sizes_b.astype(float), entries)
+        np.testing.assert_allclose(got, expected.sum(axis=1), rtol=0, atol=1e-12)
+    identical = intersections(counts_a[:1], counts_a[:1], sizes_a[:1], sizes_a[:1], entries)
+    assert identical.tolist() == [1.0]  # a histogram meets itself fully, exactly
+
+
+def test_intersections_do_not_depend_on_the_order_of_the_bins():
+    # Exact integer sums: any order of the terms gives the same bits (a float sum would not).
+    rng = np.random.default_rng(1)
+    counts_a, counts_b = rng.integers(0, 50, (20, 75)), rng.integers(0, 50, (20, 75))
+    sizes_a, sizes_b = counts_a.sum(1) // 3 + 1, counts_b.sum(1) // 3 + 1
+    permutation = rng.permutation(75)
+    first = intersections(counts_a, counts_b, sizes_a, sizes_b, 3)
+    permuted = intersections(counts_a[:, permutation], counts_b[:, permutation], sizes_a, sizes_b, 3)
+    assert first.tobytes() == permuted.tobytes()
+
+
+def test_selective_search_is_the_same_with_numpys_baseline_loops():
+    # Regression (a checked MABO moved on an AVX-512 CPU): NumPy's AVX2 / AVX-512 loops changed the
+    # last bit of the float32 Lab conversion, and with it texture bins and the proposals of coins.
+    code = (
+        "import hashlib, numpy as np\n"
+        "from course_lib.classical.selective_search import selective_search\n"
+        "from course_lib.classical._similarity import convert_color\n"
+        "from course_lib.data.photos import load_photo\n"
+        "photo = load_photo('coins')[::2, ::2].copy()\n"
+        "lab = convert_color(photo, 'lab')\n"
+        "boxes = selective_search(photo, 'fast').numpy()\n"
+        "print(hashlib.md5(lab.tobytes() + boxes.tobytes()).hexdigest())\n"
+    )
+    environment = dict(os.environ, NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR")
+    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    from course_lib.data.photos import load_photo
+
+    photo = load_photo("coins")[::2, ::2].copy()
+    here = convert_color(photo, "lab").tobytes() + selective_search(photo, "fast").numpy().tobytes()
+    assert result.stdout.strip() == hashlib.md5(here).hexdigest()
 
 
 def test_neighbour_pairs_are_four_connected():

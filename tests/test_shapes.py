@@ -177,7 +177,7 @@ def test_scene_items_follow_the_contract():
         assert target["image_id"] == index
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 @given(seed=st.integers(0, 2**32), index=st.integers(0, 10**6), size=st.integers(32, 96))
 def test_scene_contract_holds_for_any_seed_index_and_size(seed, index, size):
     image, target = ShapeScenes(index + 1, image_size=size, seed=seed)[index]
@@ -353,7 +353,7 @@ def test_describe_edge_cases():
         describe([(torch.zeros(3, 4, 4), {"box": 1})])
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 @given(seed=st.integers(0, 2**32), index=st.integers(0, 10**6), size=st.integers(32, 96))
 def test_crop_contract_holds_for_any_seed_index_and_size(seed, index, size):
     image, target = ShapeCrops(index + 1, image_size=size, seed=seed)[index]

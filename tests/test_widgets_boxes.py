@@ -149,7 +149,7 @@ def test_iou_view_disjoint_identical_and_nested_boxes():
     assert nested["iou"] == nested["giou"] == pytest.approx(25 / 100)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.integers(0, 2**31 - 1))
 def test_iou_view_matches_torchvision_and_is_symmetric(seed):
     box_a, box_b = _random_boxes(2, seed)

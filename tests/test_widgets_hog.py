@@ -114,7 +114,7 @@ def test_hog_view_glyph_draws_the_same_lines_as_skimage(photo):
     np.testing.assert_allclose(ours, reference[: ours.shape[0], : ours.shape[1]], atol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(height=st.integers(8, 60), width=st.integers(8, 60), pixels_per_cell=st.integers(2, 8),
        orientations=st.integers(1, 12), cells_per_block=st.integers(1, 3), seed=st.integers(0, 1000))
 def test_hog_view_length_matches_the_formula(height, width, pixels_per_cell, orientations, cells_per_block,
@@ -310,7 +310,7 @@ def test_detector_view_at_the_detector_settings_is_detect(detector, photo, face_
         assert view["num_detections"] == len(kept) and view["num_above"] == int(above.sum())
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 10_000), threshold=st.floats(-1, 1), low=st.integers(0, 3), high=st.integers(0, 3))
 def test_detector_view_never_grows_with_the_threshold(seed, threshold, low, high):
     generator = torch.Generator().manual_seed(seed)

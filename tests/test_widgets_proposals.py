@@ -100,7 +100,7 @@ def test_nms_view_step_is_clamped_and_none_means_the_end():
     assert nms_view(HAND_BOXES, HAND_SCORES, 0.5)["step"] == 2
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 2**31 - 1), iou_threshold=st.floats(0.0, 1.0))
 def test_nms_view_matches_torchvision_and_accounts_for_every_box(seed, iou_threshold):
     boxes, scores = noisy_detections(OBJECTS, boxes_per_object=4, seed=seed)
@@ -274,7 +274,7 @@ def _brute_force_labels(ious, fg_iou_thresh, bg_iou_thresh):
     return labels
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(
     corner=st.tuples(st.integers(0, 100), st.integers(0, 100)),
     size=st.tuples(st.integers(1, 128), st.integers(1, 128)),

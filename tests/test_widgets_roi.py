@@ -71,7 +71,7 @@ def _random_case(seed, size=64, stride=4, channels=3):
     return feature_map, proposal
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 2**31 - 1), output_size=st.sampled_from([2, 3, 7, (2, 5)]),
        channel=st.sampled_from([0, 2, None]))
 def test_roi_pool_bins_hold_the_pooled_maxima(seed, output_size, channel):
@@ -94,7 +94,7 @@ def test_roi_pool_bins_hold_the_pooled_maxima(seed, output_size, channel):
     assert 0.0 <= view["covered_iou"] <= 1.0
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 2**31 - 1), output_size=st.sampled_from([2, 7, (3, 4)]))
 def test_roi_align_bins_split_the_box_and_average_their_points(seed, output_size):
     feature_map, proposal = _random_case(seed)

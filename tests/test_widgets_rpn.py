@@ -67,7 +67,7 @@ def test_reference_is_cut_at_the_same_count():
 
 
 # --- oracles and invariants -------------------------------------------------------------------
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 2**31 - 1), threshold=st.sampled_from([0.3, 0.5, 0.7, 0.9, 1.0]))
 def test_recall_grows_with_the_count_and_matches_brute_force(seed, threshold):
     boxes, scores = _candidates(seed)

@@ -96,7 +96,7 @@ def test_view_regions_match_a_brute_force_replay_of_the_merges(hierarchy):
             members[num_initial + step] = members[a] | members[b]
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(num_proposals=st.integers(0, 60), iou_threshold=st.floats(0.0, 1.0), seed=st.integers(0, 2**31 - 1))
 def test_view_recall_matches_proposal_recall_and_torchvision(hierarchy, scene, num_proposals, iou_threshold,
                                                               seed):

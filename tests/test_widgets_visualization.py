@@ -81,7 +81,7 @@ def test_mask_from_map_hand_computed():
     assert not empty["mask"].any() and torch.equal(empty["upsampled"], torch.zeros(6, 6))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(st.integers(0, 2**16), st.floats(0, 1), st.floats(0, 1))
 def test_mask_shrinks_as_threshold_rises(seed, a, b):
     activation = torch.randn(5, 5, generator=torch.Generator().manual_seed(seed))
@@ -243,16 +243,17 @@ def test_patch_explorer_bad_input(model, images):
 
 # --- ClassVisualizationExplorer ---------------------------------------------------------------------
 def test_class_visualization_explorer_matches_and_caches(model):
-    names = list(CLASSES[1:])  # output k - 1 is class k
+    names = list(CLASSES)  # output k is class k of the dataset; 0 is background
     counter = ForwardCounter(model)
     try:
-        explorer = ClassVisualizationExplorer(model, names)
+        explorer = ClassVisualizationExplorer(model)  # the names are the model's own classes
+        assert explorer.class_names == names and explorer.controls["target"].value == 1  # circle
         assert explorer.result["steps"] == 50 and len(explorer.result["scores"]) == 50
         explorer.controls["steps"].value = 10
-        explorer.controls["target"].value = 2  # triangle
+        explorer.controls["target"].value = 3  # triangle
         explorer.controls["init"].value = "noise"
         l2_weight = explorer.result["l2_weight"]
-        reference = class_visualization(model, 2, steps=10, l2_weight=l2_weight, init="noise")
+        reference = class_visualization(model, 3, steps=10, l2_weight=l2_weight, init="noise")
         assert torch.equal(explorer.result["image"], reference["image"])
         assert explorer.result["scores"] == reference["scores"]
         text = status_text(explorer)
@@ -275,5 +276,7 @@ def test_class_visualization_explorer_matches_and_caches(model):
 def test_class_visualization_explorer_bad_input(model):
     with pytest.raises(ValueError, match="class_names: expected a non-empty list of str"):
         ClassVisualizationExplorer(model, [])
-    with pytest.raises(ValueError, match=r"class_names: expected 5 names \(one per model output\), got 6"):
-        ClassVisualizationExplorer(model, list(CLASSES))  # background is not an output
+    with pytest.raises(ValueError, match=r"class_names: expected 6 names \(one per model output\), got 5"):
+        ClassVisualizationExplorer(model, list(CLASSES[1:]))  # output 0 is background
+    with pytest.raises(ValueError, match="the model has no `classes`"):
+        ClassVisualizationExplorer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3)))

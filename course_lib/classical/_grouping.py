@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from course_lib.classical._similarity import Regions
+from course_lib.classical._similarity import COLOR_BINS, NUM_ORIENTATIONS, Regions, intersections
 
 SIMILARITY_PARTS = "CTSF"  # colour, texture, size, fill (Section 3.2 of the paper)
 
@@ -47,29 +47,39 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
     num_initial = len(regions.sizes)
     total = 2 * num_initial - 1
     image_size = float(regions.sizes.sum())
-    parts = [hist for letter, hist in (("C", regions.color), ("T", regions.texture)) if letter in similarity]
-    # Colour and texture are both intersections of histograms propagated with the same weights, so
-    # one concatenated histogram gives their sum in one pass.
-    width = sum(part.shape[1] for part in parts)
-    hist = np.empty((total, width))  # (2R-1, D)
-    if parts:
-        hist[:num_initial] = np.concatenate(parts, axis=1)
+    # Integer bin counts of colour and texture for every region that will exist; a merged region's
+    # counts are the sum of its parts' (Eq. 2 of the paper, exact in integers).
+    channels = regions.color_counts.shape[1] // COLOR_BINS
+    parts = []  # (counts of every region, entries per pixel)
+    for letter, counts, entries in (
+        ("C", regions.color_counts, channels),
+        ("T", regions.texture_counts, channels * NUM_ORIENTATIONS),
+    ):
+        if letter in similarity:
+            part = np.zeros((total, counts.shape[1]), np.int64)  # (2R-1, D)
+            part[:num_initial] = counts
+            parts.append((part, entries))
     use_size, use_fill = "S" in similarity, "F" in similarity
 
     def pair_similarities(firsts: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        """Similarities of the initial pairs ``(firsts[p], seconds[p])``, all at once: (P,)."""
+        """Similarities of the pairs ``(firsts[p], seconds[p])``, all at once: (P,)."""
+        size_a, size_b = all_sizes[firsts], all_sizes[seconds]  # (P,), (P,)
         score = np.zeros(len(firsts))
-        if parts:
-            score += np.minimum(hist[firsts], hist[seconds]).sum(axis=1)
-        pair_size = regions.sizes[firsts] + regions.sizes[seconds]
+        for part, entries in parts:
+            score += intersections(part[firsts], part[seconds], size_a, size_b, entries)
+        pair_size = size_a + size_b
         if use_size:
             score += 1 - pair_size / image_size
         if use_fill:
-            low = np.minimum(regions.boxes[firsts, :2], regions.boxes[seconds, :2])  # (P, 2)
-            high = np.maximum(regions.boxes[firsts, 2:], regions.boxes[seconds, 2:])  # (P, 2)
+            low = np.minimum(all_boxes[firsts, :2], all_boxes[seconds, :2])  # (P, 2)
+            high = np.maximum(all_boxes[firsts, 2:], all_boxes[seconds, 2:])  # (P, 2)
             score += 1 - (np.prod(high - low, axis=1) - pair_size) / image_size
         return score
 
+    all_sizes = np.zeros(total)  # (2R-1,) pixels
+    all_sizes[:num_initial] = regions.sizes
+    all_boxes = np.zeros((total, 4))  # (2R-1, 4)
+    all_boxes[:num_initial] = regions.boxes
     neighbours: list[set[int]] = [set() for _ in range(num_initial)]
     heap = []
     firsts, seconds = regions.pairs[:, 0], regions.pairs[:, 1]
@@ -81,9 +91,6 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         neighbours[a].add(b)
         neighbours[b].add(a)
 
-    # One merge touches a handful of regions: plain Python lists for sizes and boxes are faster
-    # there than numpy calls; only the histograms stay in numpy.
-    sizes, boxes = regions.sizes.tolist(), regions.boxes.tolist()
     alive = [True] * num_initial
     merges, merged_similarities = [], []
     new = num_initial
@@ -91,15 +98,11 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         negative, a, b = heapq.heappop(heap)
         if not (alive[a] and alive[b]):
             continue  # a pair of a region that has already been merged
-        size_a, size_b = sizes[a], sizes[b]
-        size = size_a + size_b
-        if parts:
-            hist[new] = (size_a * hist[a] + size_b * hist[b]) / size  # Eq. 2: propagate, not recompute
-        box_a, box_b = boxes[a], boxes[b]
-        box = [min(box_a[0], box_b[0]), min(box_a[1], box_b[1])]
-        box += [max(box_a[2], box_b[2]), max(box_a[3], box_b[3])]  # union of the two boxes
-        sizes.append(size)
-        boxes.append(box)
+        for part, _ in parts:
+            part[new] = part[a] + part[b]  # Eq. 2, in counts
+        all_sizes[new] = all_sizes[a] + all_sizes[b]
+        all_boxes[new, :2] = np.minimum(all_boxes[a, :2], all_boxes[b, :2])  # union of the two boxes
+        all_boxes[new, 2:] = np.maximum(all_boxes[a, 2:], all_boxes[b, 2:])
         alive[a] = alive[b] = False
         alive.append(True)
         around = (neighbours[a] | neighbours[b]) - {a, b}
@@ -109,21 +112,12 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         neighbours.append(around)
         merges.append((a, b))
         merged_similarities.append(-negative)
-        others = sorted(around)
-        scores = np.minimum(hist[others], hist[new]).sum(axis=1).tolist() if parts else [0.0] * len(others)
-        for score, other in zip(scores, others, strict=True):
-            if use_size:
-                score += 1 - (sizes[other] + size) / image_size
-            if use_fill:
-                box_o = boxes[other]
-                box_area = (max(box_o[2], box[2]) - min(box_o[0], box[0])) * (
-                    max(box_o[3], box[3]) - min(box_o[1], box[1])
-                )
-                score += 1 - (box_area - sizes[other] - size) / image_size
+        others = np.array(sorted(around), np.int64)
+        scores = pair_similarities(others, np.full(len(others), new))  # (len(others),)
+        for score, other in zip(scores.tolist(), others.tolist(), strict=True):
             heapq.heappush(heap, (-score, other, new))
         new += 1
     if new != total:  # the regions of one image always form one connected graph
         raise AssertionError(f"grouping ended with {total - new + 1} regions; expected one")
-    boxes = np.array(boxes, np.float64).reshape(-1, 4)  # (2R-1, 4)
-    return Grouping(boxes, np.array(merges, np.int64).reshape(-1, 2), np.array(merged_similarities))
+    return Grouping(all_boxes, np.array(merges, np.int64).reshape(-1, 2), np.array(merged_similarities))
 

@@ -11,7 +11,11 @@ Section 3.2 of Uijlings et al., "Selective Search for Object Recognition", IJCV 
   into each other.
 
 The colour and texture histograms of a merged region are the size-weighted average of its two
-parts (Eq. 2 of the paper), so nothing is recomputed from pixels during grouping.
+parts (Eq. 2 of the paper), so nothing is recomputed from pixels during grouping. Grouping keeps
+them as integer counts, for which Eq. 2 is exact (the counts of a merged region are the sum of its
+parts' counts), and computes each intersection exactly in integers (``intersections``): a float
+sum's last bits depend on the order of its terms, which NumPy chooses by the CPU's vector width,
+and a tie between two pairs would then merge one way on one CPU and the other way on another.
 """
 
 from __future__ import annotations
@@ -37,14 +41,19 @@ def convert_color(image: np.ndarray, color_space: str) -> np.ndarray:
     rgb = image.astype(np.float32) / 255  # (H, W, 3)
     if color_space == "rgb":
         return rgb
+    # HSV and Lab are computed in float64, then rounded to float32. In float32, the powers and the
+    # matrix product of the Lab conversion differ in their last bit between CPUs (NumPy and BLAS
+    # pick vector kernels per CPU), enough to move a pixel across a histogram bin edge; a
+    # float64 difference of that size almost never survives the rounding to float32.
+    rgb64 = rgb.astype(np.float64)
     if color_space in ("hsv", "h"):
-        hsv = skimage.color.rgb2hsv(rgb).astype(np.float32)  # (H, W, 3)
+        hsv = skimage.color.rgb2hsv(rgb64).astype(np.float32)  # (H, W, 3)
         return hsv if color_space == "hsv" else hsv[:, :, :1]
     if color_space == "lab":
-        lab = skimage.color.rgb2lab(rgb).astype(np.float32)  # L in [0, 100], a and b in about [-128, 127]
+        lab = skimage.color.rgb2lab(rgb64)  # L in [0, 100], a and b in about [-128, 127]
         lab[:, :, 0] /= 100
         lab[:, :, 1:] = (lab[:, :, 1:] + 128) / 255
-        return np.clip(lab, 0, 1)
+        return np.clip(lab, 0, 1).astype(np.float32)
     intensity = rgb.mean(axis=2, keepdims=True)  # (H, W, 1)
     if color_space == "i":
         return intensity
@@ -103,11 +112,48 @@ class Regions:
     """Statistics of the R initial regions of one segmentation: what grouping starts from."""
 
     labels: np.ndarray  # (H, W) int64 in [0, R)
-    color: np.ndarray  # (R, C*25) float64, rows sum to 1
-    texture: np.ndarray  # (R, C*80) float64, rows sum to 1
+    color_counts: np.ndarray  # (R, C*25) int64: pixels per bin, C entries per pixel
+    texture_counts: np.ndarray  # (R, C*80) int64: pixels per bin, C*8 entries per pixel
     sizes: np.ndarray  # (R,) float64, pixels
     boxes: np.ndarray  # (R, 4) float64 xyxy, x2 = last column + 1
     pairs: np.ndarray  # (P, 2) int64, neighbouring regions (4-connectivity), a < b
+
+    @property
+    def color(self) -> np.ndarray:
+        """(R, C*25) float64 colour histograms, L1-normalized: each row sums to 1."""
+        return _normalized(self.color_counts)
+
+    @property
+    def texture(self) -> np.ndarray:
+        """(R, C*80) float64 texture histograms, L1-normalized: each row sums to 1."""
+        return _normalized(self.texture_counts)
+
+
+def intersections(
+    counts_a: np.ndarray, counts_b: np.ndarray, sizes_a: np.ndarray, sizes_b: np.ndarray, entries: int
+) -> np.ndarray:
+    """Histogram intersections ``sum_k min(h_a^k, h_b^k)`` of normalized histograms, from counts.
+
+    With ``h = counts / (m * size)`` (``m = entries`` per pixel, the same for both), the
+    intersection is ``sum_k min(counts_a^k * size_b, counts_b^k * size_a) / (m * size_a * size_b)``:
+    an integer sum, exact in any order, then one division. The result is the same to the last bit
+    on every CPU.
+
+    Args:
+        counts_a, counts_b: ``(P, D)`` int64 bin counts of the two regions of each pair.
+        sizes_a, sizes_b: ``(P,)`` pixels of each region (integers, as int or float arrays).
+        entries: histogram entries per pixel: ``C`` for colour, ``8 C`` for texture.
+
+    Returns:
+        ``(P,)`` float64 in [0, 1].
+    """
+    sizes_a, sizes_b = sizes_a.astype(np.int64), sizes_b.astype(np.int64)
+    overlap = np.minimum(counts_a * sizes_b[:, None], counts_b * sizes_a[:, None]).sum(axis=1)  # (P,)
+    return overlap / (entries * sizes_a * sizes_b)
+
+
+def _normalized(counts: np.ndarray) -> np.ndarray:
+    return counts / counts.sum(axis=1, keepdims=True)
 
 
 def region_statistics(labels: np.ndarray, features: PixelFeatures) -> Regions:
@@ -115,18 +161,17 @@ def region_statistics(labels: np.ndarray, features: PixelFeatures) -> Regions:
     num_regions = int(labels.max()) + 1
     flat = labels.reshape(-1, 1).astype(np.int64)  # (H*W, 1)
     num_color, num_texture = features.num_color, features.num_texture
-    color = _histograms(flat * num_color + features.color_bins, num_regions, num_color)  # (R, C*25)
-    texture = _histograms(flat * num_texture + features.texture_bins, num_regions, num_texture)  # (R, C*80)
+    color = _counts(flat * num_color + features.color_bins, num_regions, num_color)  # (R, C*25)
+    texture = _counts(flat * num_texture + features.texture_bins, num_regions, num_texture)  # (R, C*80)
     sizes = np.bincount(flat[:, 0], minlength=num_regions).astype(np.float64)  # (R,)
     slices = ndimage.find_objects(labels + 1)
     boxes = np.array([(sx.start, sy.start, sx.stop, sy.stop) for sy, sx in slices], np.float64)  # (R, 4)
     return Regions(labels, color, texture, sizes, boxes, neighbour_pairs(labels))
 
 
-def _histograms(indices: np.ndarray, num_regions: int, num_bins: int) -> np.ndarray:
-    counts = np.bincount(indices.ravel(), minlength=num_regions * num_bins).astype(np.float64)
-    counts = counts.reshape(num_regions, num_bins)  # (R, bins)
-    return counts / counts.sum(axis=1, keepdims=True)
+def _counts(indices: np.ndarray, num_regions: int, num_bins: int) -> np.ndarray:
+    counts = np.bincount(indices.ravel(), minlength=num_regions * num_bins).astype(np.int64)
+    return counts.reshape(num_regions, num_bins)  # (R, bins)
 
 
 def neighbour_pairs(labels: np.ndarray) -> np.ndarray:

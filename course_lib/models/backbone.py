@@ -23,7 +23,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from course_lib._checks import check_tensor
-from course_lib.data import NUM_CLASSES
+from course_lib.data import CLASSES, NUM_CLASSES
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -56,6 +56,8 @@ class ShapesBackbone(nn.Module):
             conv_bn_relu(4 * width, 8 * width, stride=2), conv_bn_relu(8 * width, 8 * width)
         )
         self.classifier = nn.Linear(8 * width, num_classes)
+        # Output k - 1 scores class k of ShapeCrops: the name of each output, as classifiers give it.
+        self.classes = CLASSES[1 : num_classes + 1]
         self.out_channels = {"stride4": 4 * width, "stride8": 8 * width}
 
     def features(self, images: Tensor) -> dict[str, Tensor]:

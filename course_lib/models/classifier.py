@@ -16,7 +16,7 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from course_lib._checks import check_tensor
-from course_lib.data import NUM_CLASSES
+from course_lib.data import CLASSES
 
 
 def _stage(index: int, in_channels: int, out_channels: int, pool: bool) -> list[tuple[str, nn.Module]]:
@@ -37,11 +37,13 @@ class GAPClassifier(nn.Module):
         in_channels: 3 for colour images, 1 for digits.
         widths: output channels of each stage.
         pools: whether each stage ends with a 2x2 max pooling.
-        num_classes: outputs of the linear layer.
+        classes: the name of each output of the linear layer, in order: output ``k`` is the score
+            of ``classes[k]``, so ``model(x).argmax(1)`` indexes ``classes`` and a visualization
+            ``target`` is an index into it.
     """
 
     def __init__(
-        self, in_channels: int, widths: tuple[int, ...], pools: tuple[bool, ...], num_classes: int
+        self, in_channels: int, widths: tuple[int, ...], pools: tuple[bool, ...], classes: tuple[str, ...]
     ) -> None:
         super().__init__()
         layers, channels = [], in_channels
@@ -50,8 +52,9 @@ class GAPClassifier(nn.Module):
             channels = width
         self.in_channels = in_channels
         self.features = nn.Sequential(OrderedDict(layers))
-        self.fc = nn.Linear(channels, num_classes)
-        self.num_classes = num_classes
+        self.classes = tuple(classes)
+        self.num_classes = len(self.classes)
+        self.fc = nn.Linear(channels, self.num_classes)
 
     def embed(self, images: Tensor) -> Tensor:
         """The input of ``fc``: the last feature map averaged over space, Tensor[B, C]."""
@@ -68,10 +71,15 @@ class GAPClassifier(nn.Module):
 
 
 def shapes_classifier() -> GAPClassifier:
-    """ShapeCrops (3 x 64 x 64) -> 5 shape classes; output ``k - 1`` is class ``k`` of ``CLASSES``."""
-    return GAPClassifier(3, (32, 64, 128, 128), (True, True, True, False), NUM_CLASSES)
+    """ShapeCrops (3 x 64 x 64) -> one score per name of ``CLASSES``: output ``k`` is label ``k``.
+
+    Output 0 is ``"background"``, as in torchvision's classifiers of detection classes. No crop has
+    that label, so training pushes its score down; it is there so that a dataset label, an output
+    index and a visualization ``target`` are one and the same number.
+    """
+    return GAPClassifier(3, (32, 64, 128, 128), (True, True, True, False), CLASSES)
 
 
 def digits_cnn() -> GAPClassifier:
-    """scikit-learn's digits (1 x 8 x 8, in [0, 1]) -> 10 classes."""
-    return GAPClassifier(1, (16, 32, 64), (False, True, False), 10)
+    """scikit-learn's digits (1 x 8 x 8, in [0, 1]) -> 10 classes; output ``k`` is the digit ``k``."""
+    return GAPClassifier(1, (16, 32, 64), (False, True, False), tuple("0123456789"))

@@ -9,6 +9,9 @@ the original image. This is our choice for small images, not a step of the R-CNN
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import os
 from pathlib import Path
 
@@ -19,6 +22,9 @@ from torch import Tensor
 from course_lib._checks import check_choice, check_number
 from course_lib.classical import selective_search
 from course_lib.classical.selective_search import MODES
+
+# The files whose code decides the proposals: a change to any of them starts a new cache folder.
+SELECTIVE_SEARCH_SOURCES = ("selective_search.py", "_similarity.py", "_grouping.py")
 
 CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "proposals"
 
@@ -53,7 +59,22 @@ class SelectiveSearchProposer:
         return boxes / self.upsample
 
     def key(self) -> str:
-        return f"{self.mode}_x{self.upsample}"
+        """Names the cache folder: mode, upsampling, and a digest of selective search's code."""
+        return f"{self.mode}_x{self.upsample}_{selective_search_digest()}"
+
+
+@functools.cache
+def selective_search_digest() -> str:
+    """The first 10 hex digits of the sha256 of selective search's source files.
+
+    Part of the proposal cache's key, so that proposals cached before a change to selective search
+    are never read after it.
+    """
+    folder = Path(inspect.getsourcefile(selective_search)).parent
+    digest = hashlib.sha256()
+    for name in SELECTIVE_SEARCH_SOURCES:
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def cached_proposals(

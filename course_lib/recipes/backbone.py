@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from course_lib.data import ShapeCrops
+from course_lib.data import CLASSES, ShapeCrops
 from course_lib.models.backbone import ShapesBackbone
 from course_lib.train import TrainConfig, fit
 
@@ -48,10 +48,27 @@ def augment(images: Tensor) -> Tensor:
     )
 
 
+def output_indices(model: nn.Module, labels: Tensor) -> Tensor:
+    """The output of ``model`` that scores each ShapeCrops label (``CLASSES`` index), by class name.
+
+    ``shapes_classifier`` has one output per name of ``CLASSES``, so the output index is the label;
+    a model whose ``classes`` leave out ``"background"`` scores label ``k`` at output ``k - 1``.
+
+    Raises:
+        ValueError: if a label's class is not among ``model.classes``.
+    """
+    position = {name: index for index, name in enumerate(model.classes)}
+    missing = sorted({CLASSES[label] for label in labels.tolist()} - set(position))
+    if missing:
+        raise ValueError(f"labels: expected classes among {model.classes}, got {missing}")
+    lookup = torch.tensor([position.get(name, -1) for name in CLASSES], device=labels.device)
+    return lookup[labels]
+
+
 def classification_losses(model: nn.Module, batch: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-    """``compute_losses`` for a classifier: cross-entropy of the augmented batch (label k -> output k - 1)."""
+    """``compute_losses`` for a classifier: cross-entropy of the augmented batch."""
     images = augment(torch.stack([image for image, _ in batch]))  # (B, 3, H, W)
-    labels = torch.stack([label for _, label in batch]) - 1  # (B,)
+    labels = output_indices(model, torch.stack([label for _, label in batch]))  # (B,)
     return {"classification": F.cross_entropy(model(images), labels)}
 
 
@@ -79,8 +96,8 @@ def evaluate(model: nn.Module, split: str = "test", limit: int | None = None) ->
     """Top-1 accuracy of a ShapeCrops classifier on a split (or its first ``limit`` crops)."""
     model.eval()
     images, labels = crops(split, limit)
-    predictions = torch.cat([model(chunk).argmax(dim=1) + 1 for chunk in images.split(250)])
-    return {"accuracy": float((predictions == labels).float().mean())}
+    predictions = torch.cat([model(chunk).argmax(dim=1) for chunk in images.split(250)])
+    return {"accuracy": float((predictions == output_indices(model, labels)).float().mean())}
 
 
 SPLIT = "test"

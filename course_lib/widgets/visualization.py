@@ -241,12 +241,18 @@ class ClassVisualizationExplorer(Explorer):
 
     Args:
         model: a classifier returning logits ``Tensor[B, K]``.
-        class_names: the name of each output, in output order (``len(class_names) == K``).
+        class_names: the name of each output, in output order (``len(class_names) == K``);
+            by default the model's own ``classes``. The explorer opens on the first class that is
+            not ``"background"``.
         image_size: ``(H, W)`` of the optimized image.
     """
 
-    def __init__(self, model: nn.Module, class_names: list[str] | tuple[str, ...],
+    def __init__(self, model: nn.Module, class_names: list[str] | tuple[str, ...] | None = None,
                  image_size: tuple[int, int] = (64, 64)) -> None:
+        if class_names is None:
+            class_names = getattr(model, "classes", None)
+            if class_names is None:
+                raise ValueError("class_names: expected the name of each output; the model has no `classes`")
         names = list(class_names)
         if not names or not all(isinstance(name, str) for name in names):
             raise ValueError(f"class_names: expected a non-empty list of str, got {class_names!r}")
@@ -259,7 +265,8 @@ class ClassVisualizationExplorer(Explorer):
         self.model, self.class_names, self.image_size = model, names, image_size
         self.cache: dict[tuple, dict[str, Any]] = {}
         controls = {
-            "target": widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0,
+            "target": widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)],
+                                       value=int(names[0] == "background" and len(names) > 1),
                                        description="class"),
             "l2_weight": widgets.FloatLogSlider(value=0.01, base=10, min=-4, max=-1, step=0.25,
                                                 description="λ (L2)", readout_format=".1e",
