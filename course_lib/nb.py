@@ -131,27 +131,40 @@ def timed() -> Iterator[Timer]:
         timer.seconds = time.perf_counter() - start
 
 
-def best_time(function: Callable[[], Any], repeats: int = 3) -> float:
+def best_time(function: Callable[[], Any], repeats: int = 3, threads: int | None = 1) -> float:
     """The shortest wall-clock time of ``repeats`` calls of ``function()``, in seconds.
 
     Other work on the machine can only add time to a run, never remove it, so the minimum of a
     few runs is the figure that survives a busy laptop or a shared CI runner; a mean or a single
-    run is what a burst of load distorts. A notebook that asserts a timing claim compares these
-    minima, and only where the claim holds by a wide margin.
+    run is what a burst of load distorts. The calls run on ``threads`` torch threads (one by
+    default): a multi-threaded kernel on a machine whose cores are taken waits for its slowest
+    thread and can slow down ten times, while single-threaded code slows down by the share of the
+    core it loses, so comparisons made on one thread keep their ratios under load. A notebook that
+    asserts a timing claim compares these minima, and only where the claim holds by a wide margin.
 
     Args:
         function: called with no arguments; its result is discarded.
         repeats: a positive int.
+        threads: torch threads during the calls (restored afterwards); ``None`` keeps the current
+            setting.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats: expected a positive int, got {repeats!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected a positive int or None, got {threads!r}")
     if not callable(function):
         raise TypeError(f"function: expected a callable, got {type(function).__name__}")
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
+    saved = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function()
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(saved)
     return best
 
 

@@ -128,6 +128,26 @@ def test_best_time_is_the_minimum_of_the_runs(monkeypatch):
 def test_best_time_rejects_bad_repeats(repeats):
     with pytest.raises(ValueError, match="repeats: expected a positive int"):
         nb.best_time(lambda: None, repeats=repeats)
+    with pytest.raises(ValueError, match="threads: expected a positive int or None"):
+        nb.best_time(lambda: None, threads=repeats)
+
+
+def test_best_time_runs_on_the_given_threads_and_restores_the_count():
+    saved = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(2)
+        nb.best_time(lambda: seen.append(torch.get_num_threads()), repeats=2)  # one thread by default
+        nb.best_time(lambda: seen.append(torch.get_num_threads()), repeats=1, threads=None)
+        assert seen == [1, 1, 2] and torch.get_num_threads() == 2
+        def fail():
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            nb.best_time(fail, repeats=1)
+        assert torch.get_num_threads() == 2  # restored after an error too
+    finally:
+        torch.set_num_threads(saved)
 
 
 def test_best_time_rejects_a_non_callable():

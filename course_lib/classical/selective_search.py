@@ -83,8 +83,23 @@ def selective_search(image: np.ndarray, mode: str = "fast", seed: int = 0) -> Te
     return rank_and_deduplicate(np.concatenate(all_boxes), np.concatenate(all_ranks))
 
 
+# Scale of the fixed noise that breaks ties between equal edge weights (see ``segment``): far
+# below one grey level (1 / 255), far above float64 rounding.
+TIE_BREAK = 1e-7
+
+
 def segment(converted: np.ndarray, k: float) -> np.ndarray:
-    """Felzenszwalb-Huttenlocher over-segmentation of a converted (H, W, C) image: (H, W) labels."""
+    """Felzenszwalb-Huttenlocher over-segmentation of a converted (H, W, C) image: (H, W) labels.
+
+    The method visits the edges of the pixel grid by increasing weight. Flat and upsampled
+    images have many edges of exactly equal weight, and NumPy's sort orders equal values
+    differently on different CPUs (its AVX-512 and AVX2 sorting networks are not stable), so the
+    regions, and every proposal after them, would change with the CPU. A fixed noise of
+    ``TIE_BREAK`` (seeded, the same on every machine) makes every weight distinct: the same order,
+    hence the same regions, everywhere. This tie-break is ours, not the paper's.
+    """
+    noise = np.random.default_rng(0).random(converted.shape)  # (H, W, C) in [0, 1)
+    converted = converted.astype(np.float64) + TIE_BREAK * noise
     channel_axis = None if converted.shape[2] == 1 else -1
     plane = converted[:, :, 0] if channel_axis is None else converted
     # skimage divides `scale` by 255, so k is on the paper's 0-255 intensity scale.
