@@ -13,12 +13,7 @@ import torchvision.ops
 from _timing import print_row, time_call
 
 from course_lib.boxes import box_iou, generalized_box_iou
-
-
-def random_boxes(num_boxes: int, generator: torch.Generator) -> torch.Tensor:
-    boxes = torch.rand(num_boxes, 4, generator=generator) * 100  # (N, 4)
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes
+from course_lib.references import random_boxes
 
 
 def main() -> list[dict]:

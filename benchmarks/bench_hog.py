@@ -26,14 +26,14 @@ import skimage.feature
 from _timing import print_row, time_call
 
 from course_lib.classical import hog
-from course_lib.classical.faces import (
+from course_lib.data import load_photo
+from course_lib.recipes.face_detector import (
     cascade_detect,
     run_cascade_on_astronaut,
     run_on_astronaut,
     train_face_detector,
 )
-from course_lib.classical.shape_detector import evaluate_shape_detectors, train_shape_detectors
-from course_lib.data import load_photo
+from course_lib.recipes.shape_detector import evaluate_shape_detectors, train_shape_detectors
 
 
 def reference_hog(image: np.ndarray) -> np.ndarray:

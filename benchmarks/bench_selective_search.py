@@ -19,27 +19,15 @@ import numpy as np
 import torch
 from _timing import print_row
 
-from course_lib.classical._ground_truth import load_photo_annotations
 from course_lib.classical.selective_search import selective_search
 from course_lib.data import ShapeScenes, load_photo
-from course_lib.proposals_eval import DEFAULT_COUNTS, mabo, proposal_recall
+from course_lib.data.annotations import load_photo_annotations
+from course_lib.metrics.proposals import DEFAULT_COUNTS, mabo, proposal_recall
+from course_lib.references import opencv_selective_search
 
 NUM_SCENES = 30
 
 
-def opencv_selective_search(image: np.ndarray, mode: str = "fast") -> torch.Tensor:
-    """OpenCV's proposals as ``Tensor[N, 4]`` xyxy (it takes BGR and returns x, y, w, h)."""
-    search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
-    search.setBaseImage(np.ascontiguousarray(image[:, :, ::-1]))
-    if mode == "fast":
-        search.switchToSelectiveSearchFast()
-    elif mode == "quality":
-        search.switchToSelectiveSearchQuality()
-    else:
-        search.switchToSingleStrategy()
-    rects = search.process().astype(np.float32).reshape(-1, 4)  # (N, 4) x, y, w, h
-    rects[:, 2:] += rects[:, :2]
-    return torch.from_numpy(rects)
 
 
 def image_sets() -> dict[str, list[tuple[np.ndarray, torch.Tensor]]]:

@@ -7,9 +7,10 @@ and what came, so a student who passes the wrong thing learns what to pass inste
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -21,13 +22,17 @@ def check_tensor(value: Any, name: str) -> Tensor:
     return value
 
 
-def check_boxes(boxes: Any, name: str = "boxes", allow_degenerate: bool = True) -> Tensor:
+def check_boxes(
+    boxes: Any, name: str = "boxes", allow_degenerate: bool = True, allow_integer: bool = False
+) -> Tensor:
     """Check that ``boxes`` is a floating ``Tensor[N, 4]`` with finite values.
 
     Args:
         boxes: the tensor to check.
         name: the argument name used in error messages.
         allow_degenerate: when False, boxes with ``x2 < x1`` or ``y2 < y1`` are rejected.
+        allow_integer: also accept integer boxes (not bool), as torchvision's ``box_area``,
+            ``box_iou`` and ``generalized_box_iou`` do.
 
     Returns:
         The same tensor, unchanged.
@@ -35,8 +40,10 @@ def check_boxes(boxes: Any, name: str = "boxes", allow_degenerate: bool = True) 
     check_tensor(boxes, name)
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"{name}: expected a Tensor[N, 4], got shape {tuple(boxes.shape)}")
-    if not boxes.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {boxes.dtype}")
+    integer = not boxes.is_floating_point() and not boxes.is_complex() and boxes.dtype != torch.bool
+    if not boxes.is_floating_point() and not (allow_integer and integer):
+        kind = "a floating-point or integer tensor" if allow_integer else "a floating-point tensor"
+        raise TypeError(f"{name}: expected {kind}, got dtype {boxes.dtype}")
     if boxes.numel() and not torch.isfinite(boxes).all():
         raise ValueError(f"{name}: expected finite coordinates, got NaN or inf")
     if not allow_degenerate and boxes.numel():
@@ -87,3 +94,24 @@ def check_number(
         hi = "inf" if high is None else high
         raise ValueError(f"{name}: expected a value in [{lo}, {hi}], got {value!r}")
     return value
+
+
+def check_pair(value: Any, name: str, low: int | None = None) -> tuple[int, int]:
+    """Check that ``value`` is an int or a pair of ints ``(h, w)``, each at least ``low``.
+
+    An int ``n`` stands for the square pair ``(n, n)``, as in ``torch.nn.modules.utils._pair``.
+
+    Returns:
+        The pair, as a tuple of two ints.
+    """
+    if isinstance(value, np.integer):
+        value = int(value)
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(pair, str | Tensor) or not isinstance(pair, Sequence):
+        raise TypeError(f"{name}: expected an int or a pair (h, w), got {value!r}")
+    if len(pair) != 2:
+        raise ValueError(f"{name}: expected an int or a pair (h, w), got {len(pair)} values {value!r}")
+    pair = tuple(int(item) if isinstance(item, np.integer) else item for item in pair)
+    for item in pair:
+        check_number(item, name, low=low, integer=True)
+    return int(pair[0]), int(pair[1])

@@ -18,17 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from course_lib._checks import check_boxes, check_number, check_tensor
+from course_lib._checks import check_boxes, check_number, check_pair, check_tensor
 from course_lib.boxes import box_iou
-
-
-def _pair(value: int | Sequence[int], name: str, low: int) -> tuple[int, int]:
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    if len(values) != 2:
-        raise ValueError(f"{name}: expected an int or a pair (height, width), got {value!r}")
-    for item in values:
-        check_number(item, name, low=low, integer=True)
-    return values
 
 
 def generate_anchors(
@@ -38,6 +29,7 @@ def generate_anchors(
     grid_size: int | Sequence[int],
     offset: float = 0.0,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """Anchor boxes for every cell of one feature map.
 
@@ -54,6 +46,7 @@ def generate_anchors(
             puts it at the cell's top-left pixel ``(x * stride, y * stride)``, as torchvision's
             ``AnchorGenerator``; 0.5 centres it in the cell, as detectron2 recommends.
         dtype: floating dtype of the result.
+        device: device of the result (the feature map's, for a model on a GPU).
 
     Returns:
         Tensor[H * W * A, 4]: ``xyxy`` anchors with ``A = len(aspect_ratios) * len(sizes)``; row
@@ -67,13 +60,13 @@ def generate_anchors(
             check_number(value, name, low=0)
             if value == 0:
                 raise ValueError(f"{name}: expected positive values, got {values!r}")
-    stride_h, stride_w = _pair(stride, "stride", low=1)
-    grid_h, grid_w = _pair(grid_size, "grid_size", low=0)
+    stride_h, stride_w = check_pair(stride, "stride", low=1)
+    grid_h, grid_w = check_pair(grid_size, "grid_size", low=0)
     check_number(offset, "offset", low=0.0, high=1.0)
 
     # A anchors centred on (0, 0); the same operations as torchvision, so the same rounding.
-    scales = torch.as_tensor(sizes, dtype=dtype)  # (S,)
-    ratios = torch.as_tensor(aspect_ratios, dtype=dtype)  # (R,)
+    scales = torch.as_tensor(sizes, dtype=dtype, device=device)  # (S,)
+    ratios = torch.as_tensor(aspect_ratios, dtype=dtype, device=device)  # (R,)
     h_ratios = torch.sqrt(ratios)  # (R,)
     w_ratios = 1 / h_ratios  # (R,)
     widths = (w_ratios[:, None] * scales[None, :]).view(-1)  # (A,) ratio-major
@@ -81,8 +74,8 @@ def generate_anchors(
     cell_anchors = (torch.stack((-widths, -heights, widths, heights), dim=1) / 2).round()  # (A, 4)
 
     # The centre of every cell, row by row, then every anchor at every centre.
-    shift_x = (torch.arange(grid_w, dtype=dtype) + offset) * stride_w  # (W,)
-    shift_y = (torch.arange(grid_h, dtype=dtype) + offset) * stride_h  # (H,)
+    shift_x = (torch.arange(grid_w, dtype=dtype, device=device) + offset) * stride_w  # (W,)
+    shift_y = (torch.arange(grid_h, dtype=dtype, device=device) + offset) * stride_h  # (H,)
     shift_y, shift_x = torch.meshgrid(shift_y, shift_x, indexing="ij")  # (H, W) each
     shifts = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4)  # (H*W, 1, 4)
     return (shifts + cell_anchors[None]).reshape(-1, 4)  # (H*W*A, 4)

@@ -10,6 +10,10 @@ Where we differ, on purpose, the docstring says so:
 * Boxes with ``x2 < x1`` or ``y2 < y1`` are rejected with a ``ValueError`` instead of silently
   giving negative areas. Zero-width and zero-height boxes are accepted.
 * Half-precision boxes are computed in float32 (torchvision upcasts part of the way).
+
+As in torchvision, ``box_area``, ``box_iou`` and ``generalized_box_iou`` also take integer boxes
+(areas in the integer dtype, IoU and GIoU in float32); the other functions here, and NMS, need
+floating-point boxes and say so.
 """
 
 from __future__ import annotations
@@ -24,9 +28,24 @@ from course_lib._checks import check_boxes, check_choice, check_number, check_te
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 
 
-def _upcast(boxes: Tensor) -> Tensor:
-    # float16 / bfloat16 overflow at 65504 (an area of 256 x 256 pixels): compute in float32.
-    return boxes if boxes.dtype in (torch.float32, torch.float64) else boxes.float()
+def upcast_boxes(boxes: Tensor) -> Tensor:
+    """Boxes in the dtype that areas and IoUs are computed in: float32 or float64.
+
+    float16 and bfloat16 overflow at 65504, the area of a 256 x 256 box, so they are computed in
+    float32; float32 and float64 boxes come back unchanged (not copied). Integer boxes become
+    int32 unless they are int32 or int64 already (torchvision's ``_upcast``). The areas, IoUs and
+    GIoUs of this module and every NMS of ``course_lib.nms`` go through it, so they agree on the
+    dtype.
+
+    Args:
+        boxes (Tensor[N, 4]): floating-point or integer boxes (not checked).
+
+    Returns:
+        Tensor[N, 4]: ``boxes`` itself if float32, float64, int32 or int64, else an upcast copy.
+    """
+    if boxes.is_floating_point():
+        return boxes if boxes.dtype in (torch.float32, torch.float64) else boxes.float()
+    return boxes if boxes.dtype in (torch.int32, torch.int64) else boxes.int()  # torchvision's rule
 
 
 def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
@@ -74,21 +93,35 @@ def box_area(boxes: Tensor) -> Tensor:
     Returns:
         Tensor[N]: the areas.
     """
-    return _area(_upcast(check_boxes(boxes, allow_degenerate=False)))
+    return _area(upcast_boxes(check_boxes(boxes, allow_degenerate=False, allow_integer=True)))
 
 
 def _area(boxes: Tensor) -> Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # (N,)
 
 
-def _inter_union(corners1: Tensor, area1: Tensor, corners2: Tensor, area2: Tensor) -> tuple[Tensor, Tensor]:
-    """Pairwise intersection and union areas, without checks (``nms`` uses it too).
+def box_inter_union(
+    corners1: Tensor, area1: Tensor, corners2: Tensor, area2: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Pairwise intersection and union areas of two sets of boxes given as rows, without checks.
 
-    Takes the boxes transposed, ``corners (Tensor[4, N])`` with rows x1, y1, x2, y2: broadcasting
-    contiguous rows is about five times faster than the strided columns of a ``Tensor[N, 4]``. The
-    arithmetic (operations, their order, the dtype) is exactly that of torchvision's ``box_iou``
-    and of its C++ ``nms`` kernel, so an IoU that lands exactly on a threshold lands there in both
-    libraries. Ops run in place where possible: at 5000 x 5000 every temporary is 100 MB.
+    The common core of ``box_iou``, ``generalized_box_iou`` and the fast NMS kernel
+    (``course_lib.nms.fast``). It takes the boxes transposed, with rows x1, y1, x2, y2:
+    broadcasting contiguous rows is about five times faster than the strided columns of a
+    ``Tensor[N, 4]``. The arithmetic (operations, their order, the dtype) is exactly that of
+    torchvision's ``box_iou`` and of its C++ ``nms`` kernel, so an IoU that lands exactly on a
+    threshold lands there in both libraries. Ops run in place where possible: at 5000 x 5000 every
+    temporary is 100 MB.
+
+    Args:
+        corners1 (Tensor[4, N]): rows x1, y1, x2, y2 of the first boxes (``boxes1.T``).
+        area1 (Tensor[N]): their areas.
+        corners2 (Tensor[4, M]): rows x1, y1, x2, y2 of the second boxes.
+        area2 (Tensor[M]): their areas.
+
+    Returns:
+        ``(inter, union)``, two Tensor[N, M]: the intersection and union areas of each pair.
+        ``inter / union`` is the IoU, NaN where both boxes have zero area.
     """
     x1a, y1a, x2a, y2a = corners1[:, :, None].unbind(0)  # 4 x (N, 1)
     x1b, y1b, x2b, y2b = corners2.unbind(0)  # 4 x (M,)
@@ -114,11 +147,17 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         Tensor[N, M]: the IoU of ``boxes1[i]`` and ``boxes2[j]`` at ``[i, j]``. Where the union is 0
         (both boxes have zero area) the IoU is 0, where torchvision returns NaN.
     """
-    boxes1 = _upcast(check_boxes(boxes1, "boxes1", allow_degenerate=False))
-    boxes2 = _upcast(check_boxes(boxes2, "boxes2", allow_degenerate=False))
-    inter, union = _inter_union(boxes1.T.contiguous(), _area(boxes1), boxes2.T.contiguous(), _area(boxes2))
+    boxes1 = upcast_boxes(check_boxes(boxes1, "boxes1", allow_degenerate=False, allow_integer=True))
+    boxes2 = upcast_boxes(check_boxes(boxes2, "boxes2", allow_degenerate=False, allow_integer=True))
+    inter, union = box_inter_union(boxes1.T.contiguous(), _area(boxes1), boxes2.T.contiguous(), _area(boxes2))
+    inter, union = _as_float(inter), _as_float(union)
     # 0 / 0 happens only for two boxes of zero area: call their overlap 0, not NaN.
     return inter.div_(union).nan_to_num_(nan=0.0)  # (N, M)
+
+
+def _as_float(values: Tensor) -> Tensor:
+    """Integer areas as float32 for a true division (what ``int / int`` gives in torch), else as is."""
+    return values if values.is_floating_point() else values.float()
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -137,17 +176,18 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
         so their GIoU is -1 when the box enclosing them has an area and 0 when it has none either;
         torchvision returns NaN for both.
     """
-    boxes1 = _upcast(check_boxes(boxes1, "boxes1", allow_degenerate=False))
-    boxes2 = _upcast(check_boxes(boxes2, "boxes2", allow_degenerate=False))
+    boxes1 = upcast_boxes(check_boxes(boxes1, "boxes1", allow_degenerate=False, allow_integer=True))
+    boxes2 = upcast_boxes(check_boxes(boxes2, "boxes2", allow_degenerate=False, allow_integer=True))
     corners1, corners2 = boxes1.T.contiguous(), boxes2.T.contiguous()  # (4, N), (4, M)
-    inter, union = _inter_union(corners1, _area(boxes1), corners2, _area(boxes2))
+    inter, union = box_inter_union(corners1, _area(boxes1), corners2, _area(boxes2))
+    inter, union = _as_float(inter), _as_float(union)
     iou = (inter / union).nan_to_num_(nan=0.0)  # (N, M)
     x1a, y1a, x2a, y2a = corners1[:, :, None].unbind(0)  # 4 x (N, 1)
     x1b, y1b, x2b, y2b = corners2.unbind(0)  # 4 x (M,)
     # The smallest box enclosing both.
     enclosing_width = torch.maximum(x2a, x2b).sub_(torch.minimum(x1a, x1b))  # (N, M)
     enclosing_height = torch.maximum(y2a, y2b).sub_(torch.minimum(y1a, y1b))  # (N, M)
-    enclosing = enclosing_width.mul_(enclosing_height)  # (N, M)
+    enclosing = _as_float(enclosing_width.mul_(enclosing_height))  # (N, M)
     # GIoU = IoU - (C - U) / C, computed in place as IoU + (U - C) / C (the same floats).
     # A zero enclosing area implies a zero union: the penalty is 0 / 0, taken as 0.
     return iou.add_(union.sub_(enclosing).div_(enclosing).nan_to_num_(nan=0.0))  # (N, M)

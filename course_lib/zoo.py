@@ -28,20 +28,20 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from course_lib._torchvision_weights import load_torchvision
+from course_lib import paths
+from course_lib.pretrained import load_torchvision
 from course_lib.train import save_weights
 
 __all__ = ["available", "entry", "load", "load_torchvision", "recipe", "train", "verify"]
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+CHECKPOINT_DIR = paths.CHECKPOINT_DIR
 REGISTRY = CHECKPOINT_DIR / "zoo.json"
-TRAINING_DIR = Path(__file__).resolve().parents[1] / "data" / "cache" / "train"
+TRAINING_DIR = paths.CACHE_DIR / "train"
 # Re-measured metrics may sit this far below the record (other BLAS builds round differently).
 TOLERANCE = 0.005
 # name -> (recipe module, architecture), in course order.
@@ -137,15 +137,19 @@ def train(name: str, progress: bool = True, threads: int | None = None) -> dict:
     module = recipe(name)
     if threads is None:
         threads = _registry().get(name, {}).get("threads", 1)
+    saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    TRAINING_DIR.mkdir(parents=True, exist_ok=True)
-    CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
-    state_path = TRAINING_DIR / f"{name}.state.safetensors"
-    start = time.perf_counter()
-    model, history = module.train(checkpoint=state_path, progress=progress)
-    minutes = (time.perf_counter() - start) / 60
-    record = register(name, model, history, minutes, threads)
-    state_path.unlink(missing_ok=True)
+    try:
+        TRAINING_DIR.mkdir(parents=True, exist_ok=True)
+        CHECKPOINT_DIR.mkdir(parents=True, exist_ok=True)
+        state_path = TRAINING_DIR / f"{name}.state.safetensors"
+        start = time.perf_counter()
+        model, history = module.train(checkpoint=state_path, progress=progress)
+        minutes = (time.perf_counter() - start) / 60
+        record = register(name, model, history, minutes, threads)
+        state_path.unlink(missing_ok=True)
+    finally:
+        torch.set_num_threads(saved_threads)  # the caller's setting, also after an error
     return record
 
 

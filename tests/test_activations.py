@@ -4,13 +4,22 @@ shapes classifier, mode restoring, and no hooks left behind after an error."""
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from course_lib import zoo
 from course_lib.recipes.backbone import crops
-from course_lib.visualization.activations import activation_mask, crop_patches, top_activations
+from course_lib.visualization.activations import (
+    activation_mask,
+    crop_patches,
+    layer_activations,
+    mask_from_map,
+    top_activations,
+    top_from_maps,
+)
 from course_lib.visualization.hooks import has_hooks, record
-from course_lib.visualization.receptive_field import receptive_field, unit_box
+from course_lib.visualization.receptive_field import RF, receptive_field, unit_box
 
 
 def bright_pixel_detector() -> nn.Sequential:
@@ -119,6 +128,106 @@ def test_activation_mask_bad_input(shapes):
     with pytest.raises(TypeError, match="channel: expected an int"):
         activation_mask(model, images[0], "features.relu3", 1.0)
     assert not has_hooks(model)
+
+
+# layer_activations
+
+
+def test_layer_activations_are_every_channel_of_a_manual_forward_pass():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    model[1].running_mean.uniform_()  # eval mode must use these, not the batch's statistics
+    images = torch.rand(5, 2, 8, 8)
+    maps = layer_activations(model, images, "2", batch_size=2)  # three batches: 2, 2, 1
+    with torch.no_grad():
+        expected = model.eval()(images)
+    assert maps.shape == (5, 4, 6, 6) and not maps.requires_grad
+    torch.testing.assert_close(maps, expected)
+    torch.testing.assert_close(layer_activations(model, images[:1], "2")[0], expected[0])  # one of the batch
+    assert not has_hooks(model)
+
+
+def test_layer_activations_restore_the_modes_and_reject_bad_input():
+    model = bright_pixel_detector()
+    model.train()
+    model[1].eval()  # a mixed state comes back as it was
+    assert layer_activations(model, planted_images(), "1").shape == (6, 1, 16, 16)
+    assert model.training and model[0].training and not model[1].training
+    assert layer_activations(model, torch.zeros(0, 1, 16, 16), "2").shape == (0, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"images: expected a Tensor\[N, C, H, W\], got shape \(1, 16, 16\)"):
+        layer_activations(model, planted_images()[0], "1")
+    with pytest.raises(ValueError, match=r"batch_size: expected a value in \[1, inf\]"):
+        layer_activations(model, planted_images(), "1", batch_size=0)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"layer: expected a layer with a \(B, C, H, W\) output"):
+        layer_activations(flat, torch.rand(1, 1, 2, 2), "1")
+    assert not has_hooks(flat) and model.training
+
+
+# mask_from_map
+
+
+def test_mask_from_map_hand_computed():
+    view = mask_from_map(torch.tensor([[0.0, 2.0], [4.0, -1.0]]), (2, 2), threshold=0.5)
+    assert view["upsampled"].tolist() == [[0.0, 0.5], [1.0, 0.0]]  # clamp at 0, divide by the peak 4
+    assert view["mask"].tolist() == [[False, True], [True, False]]
+    empty = mask_from_map(torch.zeros(3, 3), (6, 6), threshold=0.0)  # never fires: no NaN, empty mask
+    assert not empty["mask"].any() and torch.equal(empty["upsampled"], torch.zeros(6, 6))
+
+
+def test_activation_mask_is_mask_from_map_on_the_recorded_channel():
+    model, images = bright_pixel_detector(), planted_images()
+    maps = layer_activations(model, images, "2")  # (6, 1, 8, 8)
+    for index, threshold in [(4, 0.5), (1, 0.0), (0, 0.9)]:
+        expected = mask_from_map(maps[index, 0], (16, 16), threshold)
+        result = activation_mask(model, images[index], "2", 0, threshold)
+        for key in ("activation", "upsampled", "mask"):
+            assert torch.equal(result[key], expected[key]), (index, key)
+
+
+@settings(max_examples=20)
+@given(st.integers(0, 2**16), st.floats(0, 1), st.floats(0, 1))
+def test_mask_shrinks_as_threshold_rises(seed, a, b):
+    activation = torch.randn(5, 5, generator=torch.Generator().manual_seed(seed))
+    low, high = sorted((a, b))
+    small = mask_from_map(activation, (20, 20), high)["mask"]
+    large = mask_from_map(activation, (20, 20), low)["mask"]
+    assert not (small & ~large).any()
+
+
+def test_mask_from_map_bad_input():
+    with pytest.raises(ValueError, match=r"activation: expected a Tensor\[h, w\], got shape \(1, 2, 2\)"):
+        mask_from_map(torch.zeros(1, 2, 2), (4, 4), 0.5)
+    with pytest.raises(ValueError, match=r"threshold: expected a value in \[0.0, 1.0\]"):
+        mask_from_map(torch.zeros(2, 2), (4, 4), 1.5)
+
+
+# top_from_maps
+
+
+def test_top_from_maps_hand_computed():
+    maps = torch.tensor([[[0.0, 1.0], [2.0, 0.5]],  # image 0: best unit (1, 0), value 2
+                         [[3.0, 0.0], [0.0, 3.0]],  # image 1: a tie, the first unit (0, 0) wins
+                         [[0.0, 0.0], [0.0, 2.0]]])  # image 2: value 2 as image 0, the lower index first
+    top = top_from_maps(maps, RF(size=4, stride=2, start=-1), k=3)
+    assert top["indices"].tolist() == [1, 0, 2]
+    assert top["rows"].tolist() == [0, 1, 1] and top["cols"].tolist() == [0, 0, 1]
+    assert top["values"].tolist() == [3.0, 2.0, 2.0]
+    # unit (row, col) sees x from start + col * stride, y from start + row * stride, size pixels wide
+    assert top["fields"].tolist() == [[-1, -1, 3, 3], [-1, 1, 3, 5], [1, 1, 5, 5]]
+    assert top["fields"].dtype == torch.float32 and top["indices"].dtype == torch.int64
+    assert top_from_maps(maps, RF(size=4, stride=2, start=-1), k=1)["indices"].tolist() == [1]
+
+
+def test_top_from_maps_empty_and_bad_input():
+    rf = RF(size=3, stride=1, start=0)
+    empty = top_from_maps(torch.zeros(0, 4, 4), rf, k=5)
+    assert empty["indices"].shape == (0,) and empty["fields"].shape == (0, 4)
+    assert top_from_maps(torch.rand(3, 4, 4), rf, k=0)["fields"].shape == (0, 4)
+    with pytest.raises(ValueError, match=r"maps: expected a Tensor\[N, h, w\], got shape \(4, 4\)"):
+        top_from_maps(torch.rand(4, 4), rf, k=1)
+    with pytest.raises(ValueError, match="k: expected a value in"):
+        top_from_maps(torch.rand(2, 4, 4), rf, k=-1)
 
 
 # top_activations

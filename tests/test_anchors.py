@@ -82,7 +82,7 @@ def test_generate_anchors_edge_cases_and_bad_input():
         generate_anchors((), (1.0,), 16, 4)
     with pytest.raises(ValueError, match="aspect_ratios: expected positive values"):
         generate_anchors((32,), (0.0,), 16, 4)
-    with pytest.raises(ValueError, match=r"grid_size: expected an int or a pair \(height, width\)"):
+    with pytest.raises(ValueError, match=r"grid_size: expected an int or a pair \(h, w\), got 3 values"):
         generate_anchors((32,), (1.0,), 16, (4, 4, 4))
     with pytest.raises(ValueError, match=r"stride: expected a value in \[1, inf\], got 0"):
         generate_anchors((32,), (1.0,), 0, 4)

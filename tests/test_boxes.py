@@ -16,19 +16,19 @@ from course_lib.boxes import (
     BoxCoder,
     box_area,
     box_convert,
+    box_inter_union,
     box_iou,
     clip_boxes_to_image,
     generalized_box_iou,
+    upcast_boxes,
 )
+from course_lib.references import random_boxes
 
 FUZZ = settings(max_examples=1000)
 
 
-def random_boxes(num_boxes: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    boxes = torch.rand(num_boxes, 4, generator=generator, dtype=torch.float64) * 100
-    boxes[:, 2:] += boxes[:, :2]
-    return boxes.to(dtype)
+def seeded_boxes(num_boxes: int, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return random_boxes(num_boxes, torch.Generator().manual_seed(seed), dtype=dtype)
 
 
 def boxes_from_bytes(data: bytes, low: float = 0.0) -> torch.Tensor:
@@ -128,7 +128,7 @@ def test_empty_box_against_real_box_is_zero():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_iou_matches_torchvision_on_random_boxes(dtype):
-    boxes1, boxes2 = random_boxes(300, seed=0, dtype=dtype), random_boxes(200, seed=1, dtype=dtype)
+    boxes1, boxes2 = seeded_boxes(300, seed=0, dtype=dtype), seeded_boxes(200, seed=1, dtype=dtype)
     # bit for bit: the same float operations in the same order
     assert torch.equal(box_iou(boxes1, boxes2), tv_ops.box_iou(boxes1, boxes2))
     assert torch.equal(generalized_box_iou(boxes1, boxes2), tv_ops.generalized_box_iou(boxes1, boxes2))
@@ -138,7 +138,7 @@ def test_iou_matches_torchvision_on_random_boxes(dtype):
 @pytest.mark.parametrize("in_fmt", BOX_FORMATS)
 @pytest.mark.parametrize("out_fmt", BOX_FORMATS)
 def test_box_convert_matches_torchvision_and_round_trips(in_fmt, out_fmt):
-    boxes = box_convert(random_boxes(100, seed=2), "xyxy", in_fmt)
+    boxes = box_convert(seeded_boxes(100, seed=2), "xyxy", in_fmt)
     converted = box_convert(boxes, in_fmt, out_fmt)
     torch.testing.assert_close(converted, tv_ops.box_convert(boxes, in_fmt, out_fmt))
     torch.testing.assert_close(box_convert(converted, out_fmt, in_fmt), boxes, rtol=1e-5, atol=1e-4)
@@ -146,7 +146,7 @@ def test_box_convert_matches_torchvision_and_round_trips(in_fmt, out_fmt):
 
 def test_box_coder_matches_torchvision_on_random_boxes():
     generator = torch.Generator().manual_seed(3)
-    gt, proposals = random_boxes(500, seed=4), random_boxes(500, seed=5)
+    gt, proposals = seeded_boxes(500, seed=4), seeded_boxes(500, seed=5)
     gt[:, 2:] += 2  # sizes >= 2: ratios to the proposals stay below the decode clip, 1000 / 16
     proposals[:, 2:] += 2
     deltas = torch.randn(500, 8, generator=generator) * 3  # two classes; some dw > the clip
@@ -229,7 +229,7 @@ def test_fuzz_box_coder(data, weights):
 
 
 def test_iou_invariants():
-    boxes1, boxes2 = random_boxes(50, seed=6), random_boxes(40, seed=7)
+    boxes1, boxes2 = seeded_boxes(50, seed=6), seeded_boxes(40, seed=7)
     iou = box_iou(boxes1, boxes2)
     assert torch.equal(box_iou(boxes2, boxes1), iou.T)  # symmetric
     permutation = torch.randperm(50, generator=torch.Generator().manual_seed(8))
@@ -247,7 +247,7 @@ def test_iou_invariants():
 
 
 def test_empty_inputs_give_typed_empty_results():
-    empty, boxes = torch.zeros(0, 4), random_boxes(3, seed=9)
+    empty, boxes = torch.zeros(0, 4), seeded_boxes(3, seed=9)
     assert box_iou(empty, boxes).shape == (0, 3)
     assert box_iou(boxes, empty).shape == (3, 0)
     assert generalized_box_iou(empty, empty).shape == (0, 0)
@@ -265,6 +265,25 @@ def test_half_precision_is_computed_in_float32():
     assert box_iou(boxes, boxes).tolist() == [[1.0]]
 
 
+def test_upcast_boxes_computes_half_precision_in_float32_and_leaves_the_rest():
+    boxes = seeded_boxes(3, seed=11)
+    assert upcast_boxes(boxes) is boxes and upcast_boxes(boxes.double()).dtype == torch.float64
+    for low_precision in (torch.float16, torch.bfloat16):
+        upcast = upcast_boxes(boxes.to(low_precision))
+        assert upcast.dtype == torch.float32 and torch.equal(upcast, boxes.to(low_precision).float())
+
+
+def test_box_inter_union_by_hand_and_against_torchvision():
+    boxes1 = torch.tensor([[0.0, 0.0, 2.0, 2.0], [5.0, 5.0, 6.0, 6.0]])
+    boxes2 = torch.tensor([[1.0, 1.0, 3.0, 3.0]])
+    area1, area2 = box_area(boxes1), box_area(boxes2)
+    inter, union = box_inter_union(boxes1.T.contiguous(), area1, boxes2.T.contiguous(), area2)
+    assert inter.tolist() == [[1.0], [0.0]] and union.tolist() == [[7.0], [5.0]]  # overlap 1 x 1; disjoint
+    boxes1, boxes2 = seeded_boxes(40, seed=12), seeded_boxes(30, seed=13)
+    inter, union = box_inter_union(boxes1.T, box_area(boxes1), boxes2.T, box_area(boxes2))  # (40, 30) each
+    assert torch.equal(inter / union, tv_ops.box_iou(boxes1, boxes2))  # the same floats, bit for bit
+
+
 def test_decode_clamps_huge_width_deltas():
     proposals = torch.tensor([[0.0, 0.0, 16.0, 16.0]])
     decoded = BoxCoder().decode(torch.tensor([[0.0, 0.0, 50.0, 50.0]]), proposals)
@@ -273,7 +292,7 @@ def test_decode_clamps_huge_width_deltas():
 
 
 def test_box_convert_same_format_returns_a_copy():
-    boxes = random_boxes(2, seed=10)
+    boxes = seeded_boxes(2, seed=10)
     converted = box_convert(boxes, "xyxy", "xyxy")
     converted += 1
     assert not torch.equal(converted, boxes)
@@ -293,7 +312,7 @@ def test_bad_input_raises_with_a_clear_message():
     with pytest.raises(ValueError, match="finite"):
         generalized_box_iou(torch.tensor([[0.0, 0.0, float("nan"), 1.0]]), good)
     with pytest.raises(TypeError, match="floating-point"):
-        box_iou(good.long(), good)
+        box_convert(good.long(), "xyxy", "xywh")  # integer boxes: only area, IoU and GIoU take them
     with pytest.raises(TypeError, match="torch.Tensor"):
         box_area([[0.0, 0.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="'xyxy', 'xywh', 'cxcywh', got 'yxyx'"):
@@ -310,3 +329,33 @@ def test_bad_input_raises_with_a_clear_message():
         BoxCoder(weights=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="positive"):
         BoxCoder(weights=(1.0, 0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.uint8])
+def test_integer_boxes_are_accepted_as_torchvision_accepts_them(dtype):
+    # A student swapping torchvision.ops for course_lib with integer boxes should not trip.
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.randint(0, 50, (30, 2), generator=generator)
+    sides = torch.randint(1, 40, (30, 2), generator=generator)
+    boxes = torch.cat([corners, corners + sides], dim=1).to(dtype)
+    others = boxes.flip(0)
+    as_float = boxes.double(), others.double()
+    area = box_area(boxes)
+    assert not area.is_floating_point() and torch.equal(area.double(), box_area(as_float[0]))
+    iou, giou = box_iou(boxes, others), generalized_box_iou(boxes, others)
+    assert iou.dtype == giou.dtype == torch.float32
+    torch.testing.assert_close(iou.double(), box_iou(*as_float), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(giou.double(), generalized_box_iou(*as_float), rtol=1e-6, atol=1e-7)
+    if dtype in (torch.int32, torch.int64):  # torchvision computes uint8 and int16 intersections in
+        # the input dtype, which overflows; we upcast first, as its own areas do
+        assert torch.equal(area, tv_ops.box_area(boxes))
+        assert torch.equal(iou, tv_ops.box_iou(boxes, others))
+        assert torch.equal(giou, tv_ops.generalized_box_iou(boxes, others))
+
+
+def test_boolean_boxes_and_integer_boxes_elsewhere_get_a_clear_error():
+    expected = "boxes1: expected a floating-point or integer tensor, got dtype torch.bool"
+    with pytest.raises(TypeError, match=expected):
+        box_iou(torch.ones(1, 4, dtype=torch.bool), torch.ones(1, 4))
+    with pytest.raises(TypeError, match="boxes: expected a floating-point tensor, got dtype torch.int64"):
+        box_convert(torch.tensor([[0, 0, 2, 2]]), "xyxy", "cxcywh")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.visualization.hooks import get_layer, has_hooks, layer_names, record
+from course_lib.visualization.hooks import eval_mode, get_layer, has_hooks, layer_names, record
 
 
 def small_net():
@@ -65,3 +65,24 @@ def test_without_gradients_nothing_is_kept_on_backward():
     with record(model, "2") as recorded:
         model(torch.rand(1, 3, 6, 6)).sum().backward()
     assert recorded.gradients == {} and "2" in recorded.activations
+
+
+def test_eval_mode_switches_every_module_and_restores_each_one():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU())
+    model.train()
+    model[1].eval()  # a frozen batch norm inside a model being trained
+    modes = [module.training for module in model.modules()]
+    with eval_mode(model):
+        assert not any(module.training for module in model.modules())
+        images = torch.rand(2, 3, 6, 6)
+        assert torch.equal(model(images), model(images))  # dropout off: the same output twice
+    assert [module.training for module in model.modules()] == modes
+
+
+def test_eval_mode_restores_the_modes_after_an_exception():
+    model = small_net()
+    model.train()
+    model[2].eval()
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert model.training and model[0].training and not model[2].training

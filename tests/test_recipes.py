@@ -66,3 +66,25 @@ def test_dihedral_moves_boxes_with_the_pixels_for_all_eight_symmetries():
             assert torch.equal(
                 moved_image, torch.rot90(image.flip(-1) if flip else image, turns, dims=(1, 2))
             )
+
+
+def test_cached_data_comes_back_as_fresh_copies():
+    # Regression: lru_cache handed every caller the same tensors, so one caller's in-place change
+    # reached the next caller.
+    from course_lib.recipes.backbone import crops
+    from course_lib.recipes.detection import scenes
+    from course_lib.recipes.digits_cnn import digits_split
+
+    images, labels = crops("test", 3)
+    images.zero_()
+    labels.zero_()
+    again, again_labels = crops("test", 3)
+    assert again.abs().sum() > 0 and (again_labels > 0).all()
+    first = scenes("test", 2)
+    first[0][0].zero_()
+    first[0][1]["boxes"].zero_()
+    second = scenes("test", 2)
+    assert second[0][0].abs().sum() > 0 and second[0][1]["boxes"].abs().sum() > 0
+    digits, _ = digits_split("test")
+    digits.zero_()
+    assert digits_split("test")[0].abs().sum() > 0

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torchvision.models.detection import roi_heads as tv_heads
 
+from course_lib import references
 from course_lib.boxes import box_iou
 from course_lib.models.roi_heads import RoIHeads
 
@@ -11,9 +12,7 @@ K = 5
 
 
 def random_boxes(n, size, generator):
-    xy = torch.rand(n, 2, generator=generator) * size * 0.7
-    wh = 2 + torch.rand(n, 2, generator=generator) * size * 0.3
-    return torch.cat([xy, xy + wh], dim=1)
+    return references.random_boxes(n, generator, corner_range=size * 0.7, min_side=2, side_range=size * 0.3)
 
 
 def with_background_column(box_deltas):

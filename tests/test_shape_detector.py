@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.classical.shape_detector import (
+from course_lib.data import ShapeScenes
+from course_lib.recipes.shape_detector import (
     detect_shapes,
     evaluate_shape_detectors,
     square_crop,
     train_shape_detectors,
     training_crops,
 )
-from course_lib.data import ShapeScenes
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_lib._checks import check_choice, check_number
+from course_lib._checks import check_choice, check_number, check_pair
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 EPS = 1e-5  # scikit-image's epsilon in every block norm
@@ -67,14 +67,6 @@ def as_float_image(image: Any, name: str = "image") -> np.ndarray:
     if not np.isfinite(image).all():
         raise ValueError(f"{name}: expected finite pixel values, got NaN or inf")
     return image
-
-
-def _pair(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, tuple | list) or len(value) != 2:
-        raise ValueError(f"{name}: expected a pair of ints (rows, cols), got {value!r}")
-    return tuple(int(check_number(v, name, low=1, integer=True)) for v in value)
 
 
 def image_gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +118,7 @@ def cell_histograms(
     the cell (scikit-image's scaling; it cancels in the block normalization).
     """
     orientations = int(check_number(orientations, "orientations", low=1, integer=True))
-    cell_rows, cell_cols = _pair(pixels_per_cell, "pixels_per_cell")
+    cell_rows, cell_cols = check_pair(pixels_per_cell, "pixels_per_cell", low=1)
     image = as_float_image(image)
     height, width = image.shape[:2]
     if height < cell_rows or width < cell_cols:
@@ -161,7 +153,7 @@ def normalize_blocks(
         ``ndarray[Hb, Wb, block_rows, block_cols, n]`` with ``Hb = Hc - block_rows + 1``.
     """
     check_choice(block_norm, BLOCK_NORMS, "block_norm")
-    block_rows, block_cols = _pair(cells_per_block, "cells_per_block")
+    block_rows, block_cols = check_pair(cells_per_block, "cells_per_block", low=1)
     num_rows, num_cols = histograms.shape[:2]
     if num_rows < block_rows or num_cols < block_cols:
         raise ValueError(f"image: expected at least one block of {block_rows} x {block_cols} cells, "
@@ -221,7 +213,7 @@ def hog_glyph(histograms: np.ndarray, pixels_per_cell: tuple[int, int] = (8, 8))
     """
     from skimage.draw import line  # a Bresenham line: drawing, not part of the method
 
-    cell_rows, cell_cols = _pair(pixels_per_cell, "pixels_per_cell")
+    cell_rows, cell_cols = check_pair(pixels_per_cell, "pixels_per_cell", low=1)
     num_rows, num_cols, orientations = histograms.shape
     radius = max(min(cell_rows, cell_cols) // 2 - 1, 0)
     middle = np.pi * (np.arange(orientations) + 0.5) / orientations

@@ -7,7 +7,7 @@ The three steps of the lecture:
    ``skimage.segmentation.felzenszwalb`` with ``sigma = 0.8`` and ``min_size = k`` as in the
    paper's code;
 2. hierarchical grouping of neighbouring regions by colour, texture, size and fill similarity
-   (``_grouping.py``, ``_similarity.py``);
+   (``grouping.py``, ``similarity.py``);
 3. diversification: run the grouping with several colour spaces, thresholds ``k`` and
    similarity sets (Section 5.2, Table 5 of the paper), rank every region of every hierarchy by
    ``position * random`` (Section 6.1) and merge the lists, dropping duplicate boxes.
@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 
 from course_lib._checks import check_choice, check_number
-from course_lib.classical._grouping import SIMILARITY_PARTS, Grouping, group_regions
-from course_lib.classical._similarity import COLOR_SPACES, convert_color, pixel_features, region_statistics
+from course_lib.classical.grouping import SIMILARITY_PARTS, Grouping, group_regions
+from course_lib.classical.similarity import COLOR_SPACES, convert_color, pixel_features, region_statistics
 
 # Table 5 of the paper: (colour spaces, k values, similarity sets) of each mode.
 MODES = {

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from sklearn.svm import LinearSVC
 from torch import Tensor
 
-from course_lib._checks import check_choice, check_number
+from course_lib._checks import check_choice, check_number, check_pair
 from course_lib.boxes import box_iou
-from course_lib.classical.hog import BLOCK_NORMS, _pair, as_float_image, cell_histograms, normalize_blocks
-from course_lib.nms import nms
+from course_lib.classical.hog import BLOCK_NORMS, as_float_image, cell_histograms, normalize_blocks
+from course_lib.nms import fast_nms
 
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])  # scikit-image's rgb2gray (ITU-R BT.709)
 
@@ -93,9 +93,9 @@ class SlidingWindowDetector:
         iou_threshold: float = 0.3,
         label: int = 1,
     ):
-        self.window_size = _pair(window_size, "window_size")
-        self.pixels_per_cell = _pair(pixels_per_cell, "pixels_per_cell")
-        self.cells_per_block = _pair(cells_per_block, "cells_per_block")
+        self.window_size = check_pair(window_size, "window_size", low=1)
+        self.pixels_per_cell = check_pair(pixels_per_cell, "pixels_per_cell", low=1)
+        self.cells_per_block = check_pair(cells_per_block, "cells_per_block", low=1)
         self.orientations = int(check_number(orientations, "orientations", low=1, integer=True))
         self.block_norm = check_choice(block_norm, BLOCK_NORMS, "block_norm")
         self.grey = bool(grey)
@@ -263,7 +263,7 @@ class SlidingWindowDetector:
         scores = torch.from_numpy(self._score(features)).float()
         keep = scores > threshold
         boxes, scores = boxes[keep], scores[keep]
-        keep = nms(boxes, scores, self.iou_threshold)
+        keep = fast_nms(boxes, scores, self.iou_threshold)
         labels = torch.full((len(keep),), self.label, dtype=torch.int64)
         return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels}
 

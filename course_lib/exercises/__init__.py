@@ -1,9 +1,12 @@
 """Automatic checks for the notebooks' exercises: ``check_iou(iou)`` prints what is wrong and a hint."""
 
 from course_lib.exercises.anchors import check_label_anchors
+from course_lib.exercises.average_precision import check_ap
 from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_exercise
-from course_lib.exercises.boxes import check_ap, check_box_convert, check_iou, check_nms
+from course_lib.exercises.box_convert import check_box_convert
 from course_lib.exercises.hog import check_cell_histogram
+from course_lib.exercises.iou import check_iou
+from course_lib.exercises.nms import check_nms
 from course_lib.exercises.roi import check_roi_max_pool
 from course_lib.exercises.selective_search import check_merge_regions
 from course_lib.exercises.visualization import check_ascent_step, check_receptive_field

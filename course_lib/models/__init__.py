@@ -7,6 +7,7 @@ from course_lib.models.proposals import SelectiveSearchProposer
 from course_lib.models.rcnn import RCNN
 from course_lib.models.roi_heads import RoIHeads
 from course_lib.models.rpn import RegionProposalNetwork, RPNHead
+from course_lib.models.two_stage import TwoStageDetector
 
 __all__ = [
     "RCNN",
@@ -17,5 +18,6 @@ __all__ = [
     "RoIHeads",
     "SelectiveSearchProposer",
     "ShapesBackbone",
+    "TwoStageDetector",
     "freeze_batchnorm",
 ]

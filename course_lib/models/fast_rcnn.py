@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from course_lib.data import NUM_CLASSES
-from course_lib.models.backbone import ShapesBackbone, freeze_batchnorm
-from course_lib.models.detector_io import batch_images, check_images, check_targets
-from course_lib.models.neck import Stride4Neck
+from course_lib.models.backbone import ShapesBackbone
+from course_lib.models.detector_io import check_images, check_targets
 from course_lib.models.proposals import SelectiveSearchProposer
-from course_lib.models.roi_heads import RoIHeads
+from course_lib.models.two_stage import TwoStageDetector
 
 
-class FastRCNN(nn.Module):
+class FastRCNN(TwoStageDetector):
     """``model(images, targets)`` -> losses in training, ``model(images)`` -> detections in eval mode.
 
     Proposals come from ``proposer(image) -> Tensor[N, 4]`` (selective search by default), or are
@@ -40,28 +39,25 @@ class FastRCNN(nn.Module):
         proposer: Callable[[Tensor], Tensor] | None = None,
         head_kwargs: dict | None = None,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone or ShapesBackbone()
-        self.neck = Stride4Neck(self.backbone.out_channels)
-        self.roi_heads = RoIHeads(
-            self.neck.out_channels, num_classes, stride=4, **({"pooler": "pool"} | (head_kwargs or {}))
-        )
+        super().__init__(backbone, num_classes, "pool", head_kwargs)
         self.proposer = proposer or SelectiveSearchProposer()
-        self.num_classes = num_classes
-
-    def train(self, mode: bool = True) -> FastRCNN:
-        super().train(mode)
-        freeze_batchnorm(self.backbone)
-        return self
-
-    def feature_map(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
-        """The shared stride-4 feature map of a list of images, and their sizes."""
-        batch, sizes = batch_images(check_images(images))  # (B, 3, H, W)
-        return self.neck(self.backbone.features(batch)), sizes  # (B, D, H/4, W/4)
 
     def forward(
         self, images: list[Tensor], targets: list[dict] | None = None, proposals: list[Tensor] | None = None
     ):
+        """Detect, or in training mode return the head's losses.
+
+        Args:
+            images: ``list[Tensor[3, H, W]]`` in [0, 1].
+            targets: in training, one ``{"boxes": Tensor[M, 4] xyxy, "labels": Tensor[M] in 1..K}``
+                per image.
+            proposals: ``list[Tensor[N, 4]]`` xyxy, one per image; computed by ``proposer`` if
+                ``None``.
+
+        Returns:
+            Training: ``{"loss_classifier": Tensor[], "loss_box_reg": Tensor[]}``. Eval: one
+            ``{"boxes": Tensor[D, 4], "scores": Tensor[D], "labels": Tensor[D]}`` per image.
+        """
         images = check_images(images)
         if self.training:
             targets = check_targets(targets, len(images), self.num_classes)
@@ -71,7 +67,7 @@ class FastRCNN(nn.Module):
             raise ValueError(
                 f"proposals: expected one Tensor[N, 4] per image ({len(images)}), got {len(proposals)}"
             )
-        feature_map, sizes = self.feature_map(images)
+        feature_map, sizes = self.feature_map(images)  # (B, D, H/4, W/4)
         detections, losses = self.roi_heads(
             feature_map, list(proposals), sizes, targets if self.training else None
         )

@@ -10,17 +10,16 @@ backbone stages (``neck.py``), and anchor sizes 12, 24, 48 px for 128-px images.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from course_lib.data import NUM_CLASSES
-from course_lib.models.backbone import ShapesBackbone, freeze_batchnorm
-from course_lib.models.detector_io import batch_images, check_images, check_targets
-from course_lib.models.neck import Stride4Neck
-from course_lib.models.roi_heads import RoIHeads
+from course_lib.models.backbone import ShapesBackbone
+from course_lib.models.detector_io import check_targets
 from course_lib.models.rpn import RegionProposalNetwork
+from course_lib.models.two_stage import TwoStageDetector
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(TwoStageDetector):
     """``model(images, targets) -> losses`` in training, ``model(images) -> detections`` in eval mode.
 
     Args:
@@ -36,29 +35,25 @@ class FasterRCNN(nn.Module):
         rpn_kwargs: dict | None = None,
         head_kwargs: dict | None = None,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone or ShapesBackbone()
-        self.neck = Stride4Neck(self.backbone.out_channels)
+        super().__init__(backbone, num_classes, "align", head_kwargs)
         self.rpn = RegionProposalNetwork(self.neck.out_channels, stride=4, **(rpn_kwargs or {}))
-        self.roi_heads = RoIHeads(
-            self.neck.out_channels, num_classes, stride=4, **({"pooler": "align"} | (head_kwargs or {}))
-        )
-        self.num_classes = num_classes
-
-    def train(self, mode: bool = True) -> FasterRCNN:
-        super().train(mode)
-        freeze_batchnorm(self.backbone)  # a few images per batch: keep pre-training's statistics
-        return self
-
-    def feature_map(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
-        """The shared stride-4 feature map of a list of images, and their sizes."""
-        batch, sizes = batch_images(check_images(images))  # (B, 3, H, W)
-        return self.neck(self.backbone.features(batch)), sizes  # (B, D, H/4, W/4)
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):
+        """Detect, or in training mode return the four losses.
+
+        Args:
+            images: ``list[Tensor[3, H, W]]`` in [0, 1].
+            targets: in training, one ``{"boxes": Tensor[M, 4] xyxy, "labels": Tensor[M] in 1..K}``
+                per image.
+
+        Returns:
+            Training: ``loss_objectness``, ``loss_rpn_box_reg`` (RPN), ``loss_classifier``,
+            ``loss_box_reg`` (head), each a ``Tensor[]``. Eval: one ``{"boxes": Tensor[D, 4],
+            "scores": Tensor[D], "labels": Tensor[D]}`` per image.
+        """
         if self.training:
             targets = check_targets(targets, len(images), self.num_classes)
-        feature_map, sizes = self.feature_map(images)
+        feature_map, sizes = self.feature_map(images)  # (B, D, H/4, W/4)
         proposals, _, rpn_losses = self.rpn(feature_map, sizes, targets if self.training else None)
         detections, head_losses = self.roi_heads(
             feature_map, proposals, sizes, targets if self.training else None

@@ -19,14 +19,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from course_lib import paths
 from course_lib._checks import check_choice, check_number
 from course_lib.classical import selective_search
 from course_lib.classical.selective_search import MODES
 
 # The files whose code decides the proposals: a change to any of them starts a new cache folder.
-SELECTIVE_SEARCH_SOURCES = ("selective_search.py", "_similarity.py", "_grouping.py")
+SELECTIVE_SEARCH_SOURCES = ("selective_search.py", "similarity.py", "grouping.py")
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / "data" / "cache" / "proposals"
+CACHE_DIR = paths.CACHE_DIR / "proposals"
 
 
 def _as_uint8(image: Tensor | np.ndarray) -> np.ndarray:

@@ -30,8 +30,8 @@ from course_lib.data import NUM_CLASSES
 from course_lib.models.backbone import ShapesBackbone
 from course_lib.models.detector_io import check_images, check_targets
 from course_lib.models.proposals import SelectiveSearchProposer
-from course_lib.nms import batched_nms
-from course_lib.roi import roi_align
+from course_lib.nms import fast_batched_nms
+from course_lib.roi import fast_roi_align
 
 FEATURE_DIM = 512  # 128 channels x 2 x 2
 
@@ -97,7 +97,7 @@ class RCNN(nn.Module):
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2)
         half = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1) / 2 * scale  # (N, 2)
         grown = torch.cat([centre - half, centre + half], dim=1)  # (N, 4)
-        return roi_align(
+        return fast_roi_align(
             image[None], [grown], self.warp_size, spatial_scale=1.0, sampling_ratio=2, aligned=True
         )
 
@@ -125,15 +125,28 @@ class RCNN(nn.Module):
             self.box_coder.decode(deltas, boxes).view(-1, 4), image_size
         )  # (N*K, 4)
         flat_scores = scores.reshape(-1)  # (N*K,)
-        labels = torch.arange(1, K + 1).repeat(len(boxes))  # (N*K,)
+        labels = torch.arange(1, K + 1, device=boxes.device).repeat(len(boxes))  # (N*K,)
         keep = (flat_scores > self.score_thresh) & ((decoded[:, 2:] - decoded[:, :2]) >= 1).all(dim=1)
         decoded, flat_scores, labels = decoded[keep], flat_scores[keep], labels[keep]
-        kept = batched_nms(decoded, flat_scores, labels, self.nms_thresh)[: self.detections_per_img]
+        kept = fast_batched_nms(decoded, flat_scores, labels, self.nms_thresh)[: self.detections_per_img]
         return {"boxes": decoded[kept], "scores": flat_scores[kept], "labels": labels[kept]}
 
     def forward(
         self, images: list[Tensor], targets: list[dict] | None = None, proposals: list[Tensor] | None = None
     ):
+        """Detect, or in training mode return the SVM and box-regression losses.
+
+        Args:
+            images: ``list[Tensor[3, H, W]]`` in [0, 1].
+            targets: in training, one ``{"boxes": Tensor[M, 4] xyxy, "labels": Tensor[M] in 1..K}``
+                per image.
+            proposals: ``list[Tensor[N, 4]]`` xyxy, one per image; selective search if ``None``.
+
+        Returns:
+            Training: ``{"loss_svm": Tensor[], "loss_box_reg": Tensor[]}``. Eval: one
+            ``{"boxes": Tensor[D, 4], "scores": Tensor[D], "labels": Tensor[D]}`` per image (SVM
+            margins as scores), and the seconds of each step in ``self.last_timings``.
+        """
         images = check_images(images)
         if self.training:
             return self.losses(images, check_targets(targets, len(images), self.num_classes), proposals)
@@ -208,9 +221,10 @@ def training_targets(
     """
     gt_boxes, gt_labels = target["boxes"].to(proposals.dtype), target["labels"]
     boxes = torch.cat([proposals, gt_boxes])  # (N, 4)
-    svm_labels = torch.full((len(boxes), num_classes), -1, dtype=torch.int64)  # (N, K)
-    deltas = torch.zeros(len(boxes), 4)  # (N, 4)
-    classes = torch.zeros(len(boxes), dtype=torch.int64)  # (N,)
+    device = boxes.device
+    svm_labels = torch.full((len(boxes), num_classes), -1, dtype=torch.int64, device=device)  # (N, K)
+    deltas = torch.zeros(len(boxes), 4, device=device)  # (N, 4)
+    classes = torch.zeros(len(boxes), dtype=torch.int64, device=device)  # (N,)
     if len(gt_boxes) == 0:
         return boxes, svm_labels, deltas, classes
     iou = box_iou(boxes, gt_boxes)  # (N, M)
@@ -219,9 +233,9 @@ def training_targets(
         if of_class.any():
             near = iou[:, of_class].max(dim=1).values >= negative_iou  # (N,)
             svm_labels[near, k - 1] = 0
-    is_gt = torch.arange(len(boxes)) >= len(proposals)
+    is_gt = torch.arange(len(boxes), device=device) >= len(proposals)
     svm_labels[is_gt] = torch.where(
-        gt_labels[:, None] == torch.arange(1, num_classes + 1), 1, svm_labels[is_gt]
+        gt_labels[:, None] == torch.arange(1, num_classes + 1, device=device), 1, svm_labels[is_gt]
     )
     best_iou, matched = iou.max(dim=1)  # (N,)
     rows = torch.nonzero(best_iou >= regression_iou)[:, 0]

@@ -18,8 +18,8 @@ from torch.nn import functional as F
 from course_lib._checks import check_choice
 from course_lib.anchors import sample_anchors
 from course_lib.boxes import BoxCoder, box_iou, clip_boxes_to_image
-from course_lib.nms import batched_nms
-from course_lib.roi import roi_align, roi_pool
+from course_lib.nms import fast_batched_nms
+from course_lib.roi import fast_roi_align, fast_roi_pool
 
 POOLERS = ("pool", "align")
 
@@ -79,8 +79,8 @@ class RoIHeads(nn.Module):
     def pool(self, feature_map: Tensor, proposals: list[Tensor]) -> Tensor:
         """The pooled grid of every proposal, Tensor[R, C, pool_size, pool_size], images in order."""
         if self.pooler == "pool":
-            return roi_pool(feature_map, proposals, self.pool_size, spatial_scale=1 / self.stride)
-        return roi_align(
+            return fast_roi_pool(feature_map, proposals, self.pool_size, spatial_scale=1 / self.stride)
+        return fast_roi_align(
             feature_map,
             proposals,
             self.pool_size,
@@ -125,11 +125,11 @@ class RoIHeads(nn.Module):
                 best_iou, matched = box_iou(gt_boxes, boxes).max(dim=0)  # (P + M,)
                 labels = torch.where(best_iou >= self.fg_iou_thresh, gt_labels[matched], 0)  # (P + M,)
             else:
-                matched = torch.zeros(len(boxes), dtype=torch.int64)
-                labels = torch.zeros(len(boxes), dtype=torch.int64)
+                matched = torch.zeros(len(boxes), dtype=torch.int64, device=boxes.device)
+                labels = torch.zeros(len(boxes), dtype=torch.int64, device=boxes.device)
             positive, negative = sample_anchors(labels, self.batch_size_per_image, self.positive_fraction)
             chosen = torch.cat([positive, negative])  # (S,)
-            regression = torch.zeros(len(chosen), 4, dtype=boxes.dtype)  # (S, 4)
+            regression = torch.zeros(len(chosen), 4, dtype=boxes.dtype, device=boxes.device)  # (S, 4)
             if positive.numel():
                 regression[: len(positive)] = self.box_coder.encode(
                     gt_boxes[matched[positive]], boxes[positive]
@@ -169,13 +169,13 @@ class RoIHeads(nn.Module):
             decoded = self.box_coder.decode(image_deltas, boxes).view(-1, K, 4)  # (P, K, 4)
             decoded = clip_boxes_to_image(decoded.reshape(-1, 4), size)  # (P*K, 4)
             scores = image_probs[:, 1:].reshape(-1)  # (P*K,) background dropped
-            labels = torch.arange(1, K + 1).repeat(len(boxes))  # (P*K,)
+            labels = torch.arange(1, K + 1, device=boxes.device).repeat(len(boxes))  # (P*K,)
             keep = (
                 (scores > self.score_thresh)
                 & ((decoded[:, 2] - decoded[:, 0]) >= self.min_size)
                 & ((decoded[:, 3] - decoded[:, 1]) >= self.min_size)
             )
             decoded, scores, labels = decoded[keep], scores[keep], labels[keep]
-            kept = batched_nms(decoded, scores, labels, self.nms_thresh)[: self.detections_per_img]
+            kept = fast_batched_nms(decoded, scores, labels, self.nms_thresh)[: self.detections_per_img]
             results.append({"boxes": decoded[kept], "scores": scores[kept], "labels": labels[kept]})
         return results

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from course_lib.anchors import generate_anchors, label_anchors, sample_anchors
 from course_lib.boxes import BoxCoder, clip_boxes_to_image
-from course_lib.nms import nms
+from course_lib.nms import fast_nms
 
 
 class RPNHead(nn.Module):
@@ -86,15 +86,19 @@ class RegionProposalNetwork(nn.Module):
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
         self.min_size = min_size
-        self._anchor_cache: dict[tuple[int, int], Tensor] = {}
+        self._anchor_cache: dict[tuple[tuple[int, int], str], Tensor] = {}
 
-    def anchors(self, grid_size: tuple[int, int]) -> Tensor:
-        """All anchors of a feature map of ``grid_size = (H, W)``, Tensor[H*W*A, 4] (cached)."""
-        if grid_size not in self._anchor_cache:
-            self._anchor_cache[grid_size] = generate_anchors(
-                self.sizes, self.aspect_ratios, self.stride, grid_size
+    def anchors(self, grid_size: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+        """All anchors of a feature map of ``grid_size = (H, W)``, Tensor[H*W*A, 4], on ``device``.
+
+        Generated once per grid size and device; each call returns a copy, which the caller may change.
+        """
+        key = (tuple(grid_size), str(device))
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = generate_anchors(
+                self.sizes, self.aspect_ratios, self.stride, grid_size, device=device
             )
-        return self._anchor_cache[grid_size]
+        return self._anchor_cache[key].clone()
 
     def forward(
         self, feature_map: Tensor, image_sizes: list[tuple[int, int]], targets: list[dict] | None = None
@@ -106,7 +110,7 @@ class RegionProposalNetwork(nn.Module):
             objectness), and ``{"loss_objectness", "loss_rpn_box_reg"}`` (empty dict at inference).
         """
         objectness, deltas = self.head(feature_map)  # (B, N), (B, N, 4)
-        anchors = self.anchors(tuple(feature_map.shape[-2:])).to(feature_map.device)  # (N, 4)
+        anchors = self.anchors(tuple(feature_map.shape[-2:]), feature_map.device)  # (N, 4)
         mode = "training" if self.training else "testing"
         proposals, scores = [], []
         for image_index, (height, width) in enumerate(image_sizes):
@@ -147,7 +151,7 @@ class RegionProposalNetwork(nn.Module):
         probs = torch.sigmoid(objectness[top])  # (T,)
         wide = ((boxes[:, 2] - boxes[:, 0]) >= self.min_size) & ((boxes[:, 3] - boxes[:, 1]) >= self.min_size)
         boxes, probs = boxes[wide], probs[wide]
-        keep = nms(boxes, probs, nms_thresh)[:post_nms_top_n]  # (P,)
+        keep = fast_nms(boxes, probs, nms_thresh)[:post_nms_top_n]  # (P,)
         return boxes[keep], probs[keep]
 
     @torch.no_grad()
@@ -160,7 +164,7 @@ class RegionProposalNetwork(nn.Module):
             ``(boxes Tensor[T, 4], scores Tensor[T])`` (sigmoid objectness).
         """
         objectness, deltas = self.head(feature_map[:1])  # (1, N), (1, N, 4)
-        anchors = self.anchors(tuple(feature_map.shape[-2:]))  # (N, 4)
+        anchors = self.anchors(tuple(feature_map.shape[-2:]), feature_map.device)  # (N, 4)
         # IoU never exceeds 1, so NMS at 1.0 removes nothing: only the top-n, decode and clip steps.
         return self.select_proposals(
             anchors, objectness[0], deltas[0], image_size, top_n, top_n, nms_thresh=1.0

@@ -1,1 +1,7 @@
-"""Training recipes of the zoo's models: one module per model, each with build, train and evaluate."""
+"""Training recipes: one module per trained model, each with build, train and evaluate.
+
+The zoo's networks (``backbone``, ``shapes_classifier``, ``digits_cnn``, ``rcnn``, ``fast_rcnn``,
+``faster_rcnn``, with ``detection`` for what the detectors share) and the two HOG + SVM
+sliding-window detectors of notebook 03 (``face_detector``, ``shape_detector``), which train in
+seconds and are not shipped as checkpoints.
+"""

@@ -24,12 +24,18 @@ CONFIG = TrainConfig(
 )
 
 
-@functools.lru_cache(maxsize=4)
 def crops(split: str, limit: int | None = None) -> tuple[Tensor, Tensor]:
     """All crops of a ShapeCrops split as ``(images Tensor[N, 3, 64, 64] float, labels Tensor[N])``.
 
-    Labels are ``1..K`` as in ``CLASSES``. Cached: drawing the 5,000 training crops takes ~9 s.
+    Labels are ``1..K`` as in ``CLASSES``. Drawing the 5,000 training crops takes ~9 s, so they are
+    drawn once per ``(split, limit)``; each call returns fresh copies, which a caller may change.
     """
+    images, labels = _drawn_crops(split, limit)
+    return images.clone(), labels.clone()
+
+
+@functools.lru_cache(maxsize=4)
+def _drawn_crops(split: str, limit: int | None) -> tuple[Tensor, Tensor]:
     dataset = ShapeCrops.split(split)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     items = [dataset[index] for index in range(count)]

@@ -15,16 +15,27 @@ SPLIT = "test"  # every detector is measured on the 200 test scenes
 QUICK_SIZE = 20  # what the tests re-measure: the first 20 test scenes
 
 
-@functools.lru_cache(maxsize=6)
 def scenes(split: str, limit: int | None = None) -> list[tuple[Tensor, dict]]:
-    """``(image, {"boxes", "labels"})`` of the first ``limit`` scenes of a split (masks dropped), cached."""
+    """``(image, {"boxes", "labels"})`` of the first ``limit`` scenes of a split (masks dropped).
+
+    Drawn once per ``(split, limit)`` and cached; each call returns fresh copies, so a caller that
+    changes an image in place does not change what the next caller gets.
+    """
+    return [
+        (image.clone(), {key: value.clone() for key, value in target.items()})
+        for image, target in _drawn_scenes(split, limit)
+    ]
+
+
+@functools.lru_cache(maxsize=6)
+def _drawn_scenes(split: str, limit: int | None) -> tuple[tuple[Tensor, dict], ...]:
     dataset = ShapeScenes.split(split)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     result = []
     for index in range(count):
         image, target = dataset[index]
         result.append((image, {"boxes": target["boxes"], "labels": target["labels"]}))
-    return result
+    return tuple(result)
 
 
 def _mirror(boxes: Tensor, width: int) -> Tensor:

@@ -26,13 +26,21 @@ TEST_FRACTION = 0.2
 __all__ = ["CONFIG", "QUICK_SIZE", "SPLIT", "build", "digits_split", "evaluate", "train"]
 
 
-@functools.lru_cache(maxsize=2)
 def digits_split(split: str) -> tuple[Tensor, Tensor]:
-    """``(images Tensor[N, 1, 8, 8] in [0, 1], labels Tensor[N])`` of the ``"train"`` or ``"test"`` split."""
+    """``(images Tensor[N, 1, 8, 8] in [0, 1], labels Tensor[N])`` of the ``"train"`` or ``"test"`` split.
+
+    Split once and cached; each call returns fresh copies, which a caller may change.
+    """
+    check_choice(split, ("train", "test"), "split")
+    images, labels = _split_digits(split)
+    return images.clone(), labels.clone()
+
+
+@functools.lru_cache(maxsize=2)
+def _split_digits(split: str) -> tuple[Tensor, Tensor]:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    check_choice(split, ("train", "test"), "split")
     digits = load_digits()
     indices = torch.arange(len(digits.target)).numpy()
     train_idx, test_idx = train_test_split(

@@ -12,35 +12,27 @@ Convolutional Networks", and Girshick et al. 2014, "Rich feature hierarchies", S
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib._checks import check_boxes, check_number, check_tensor
-from course_lib.visualization.hooks import record
-from course_lib.visualization.receptive_field import receptive_field, unit_box
+from course_lib.visualization.hooks import eval_mode, record
+from course_lib.visualization.receptive_field import RF, receptive_field, unit_box
 
 
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put every module in eval mode for the block, then give each its own mode back."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
+def _record_batches(
+    model: nn.Module, images: Tensor, layer: str, batch_size: int, keep: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """``keep(output)`` of ``layer`` for each batch of ``images``, concatenated; eval mode, no gradients.
 
-
-def _channel_maps(model: nn.Module, images: Tensor, layer: str, channel: int, batch_size: int) -> Tensor:
-    """``channel``'s map at ``layer`` for each image, Tensor[B, h, w], recorded in batches in eval mode."""
-    check_number(channel, "channel", integer=True)  # its range is known once the layer has run
-    maps = []
-    with torch.no_grad(), _eval_mode(model), record(model, layer) as recorded:
+    ``keep`` picks what to hold on to from each ``Tensor[b, C, h, w]`` batch (one channel, say),
+    so a large image set never holds every channel at once.
+    """
+    kept = []
+    with torch.no_grad(), eval_mode(model), record(model, layer) as recorded:
         for first in range(0, max(len(images), 1), batch_size):  # an empty batch still runs once
             model(images[first : first + batch_size])
             activation = recorded.activations[layer]  # (b, C, h, w)
@@ -49,10 +41,104 @@ def _channel_maps(model: nn.Module, images: Tensor, layer: str, channel: int, ba
                     f"layer: expected a layer with a (B, C, H, W) output, "
                     f"got shape {tuple(activation.shape)} at {layer!r}"
                 )
-            if not 0 <= channel < activation.shape[1]:
-                raise ValueError(f"channel: expected 0..{activation.shape[1] - 1}, got {channel}")
-            maps.append(activation[:, channel].detach())  # (b, h, w)
-    return torch.cat(maps)  # (B, h, w)
+            kept.append(keep(activation.detach()))
+    return torch.cat(kept)
+
+
+def layer_activations(model: nn.Module, images: Tensor, layer: str, batch_size: int = 128) -> Tensor:
+    """Every channel of ``layer`` for each image, recorded in batches, in eval mode, without gradients.
+
+    An explorer records a layer once and then moves between its channels without running the
+    model again (:func:`mask_from_map` and :func:`top_from_maps` take what this returns).
+
+    Args:
+        model: the network; each module's train/eval mode is restored afterwards (:func:`eval_mode`).
+        images: Tensor[N, C_in, H, W], as the model expects them.
+        layer: a layer name (:func:`~course_lib.visualization.hooks.layer_names`) with a
+            ``(B, C, h, w)`` output.
+        batch_size: images per forward pass.
+
+    Returns:
+        Tensor[N, C, h, w], detached.
+    """
+    check_tensor(images, "images")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected a Tensor[N, C, H, W], got shape {tuple(images.shape)}")
+    check_number(batch_size, "batch_size", low=1, integer=True)
+    return _record_batches(model, images, layer, batch_size, keep=lambda activation: activation)
+
+
+def _channel_maps(model: nn.Module, images: Tensor, layer: str, channel: int, batch_size: int) -> Tensor:
+    """``channel``'s map at ``layer`` for each image, Tensor[B, h, w]; keeps one channel per batch only."""
+    check_number(channel, "channel", integer=True)  # its range is known once the layer has run
+
+    def keep_channel(activation: Tensor) -> Tensor:  # (b, C, h, w) -> (b, h, w)
+        if not 0 <= channel < activation.shape[1]:
+            raise ValueError(f"channel: expected 0..{activation.shape[1] - 1}, got {channel}")
+        return activation[:, channel]
+
+    return _record_batches(model, images, layer, batch_size, keep=keep_channel)  # (B, h, w)
+
+
+def mask_from_map(activation: Tensor, size: tuple[int, int], threshold: float) -> dict[str, Tensor]:
+    """Threshold one recorded channel map into a mask of the image: :func:`activation_mask`'s arithmetic.
+
+    The map is clamped at 0 (negative values count as not firing), divided by its own maximum,
+    upsampled bilinearly to ``size`` and compared with ``threshold``. A map that is zero everywhere
+    gives an all-zero ``upsampled`` and an empty mask, never NaN.
+
+    Args:
+        activation: Tensor[h, w], one channel's map for one image.
+        size: ``(H, W)`` of the image.
+        threshold: in [0, 1]; the mask keeps the pixels whose upsampled value is ``>= threshold``
+            and above 0.
+
+    Returns:
+        ``{"activation": Tensor[h, w]`` (the input), ``"upsampled": Tensor[H, W]`` in [0, 1],
+        ``"mask": bool Tensor[H, W]}``.
+    """
+    check_tensor(activation, "activation")
+    if activation.dim() != 2:
+        raise ValueError(f"activation: expected a Tensor[h, w], got shape {tuple(activation.shape)}")
+    check_number(threshold, "threshold", low=0.0, high=1.0)
+    positive = activation.clamp(min=0)
+    peak = positive.max()
+    normalized = positive / peak if peak > 0 else torch.zeros_like(positive)  # (h, w) in [0, 1]
+    upsampled = F.interpolate(
+        normalized[None, None], size=tuple(size), mode="bilinear", align_corners=False
+    )[0, 0].clamp(0, 1)  # (H, W); bilinear weights are convex, clamp trims rounding
+    mask = (upsampled >= threshold) & (upsampled > 0)  # (H, W)
+    return {"activation": activation, "upsampled": upsampled, "mask": mask}
+
+
+def top_from_maps(maps: Tensor, rf: RF, k: int) -> dict[str, Tensor]:
+    """Rank recorded maps of one channel: each image's strongest unit, the ``k`` strongest images.
+
+    This is :func:`top_activations`' ranking on maps already recorded (with
+    :func:`layer_activations`): ties go to the first unit in row-major order within an image and
+    to the lower index between images.
+
+    Args:
+        maps: Tensor[N, h, w], one channel's map for each image.
+        rf: the receptive field of the layer's units (:func:`receptive_field`).
+        k: how many images; fewer are returned when there are fewer.
+
+    Returns:
+        A dict with ``"indices"``, ``"rows"``, ``"cols"`` (int64 Tensor[k]: image and unit position),
+        ``"values"`` (Tensor[k]) and ``"fields"`` (float Tensor[k, 4] xyxy, each unit's whole
+        window, which may reach outside the image).
+    """
+    check_tensor(maps, "maps")
+    if maps.dim() != 3:
+        raise ValueError(f"maps: expected a Tensor[N, h, w], got shape {tuple(maps.shape)}")
+    check_number(k, "k", low=0, integer=True)
+    N, h, w = maps.shape
+    best, where = maps.reshape(N, h * w).max(dim=1)  # (N,) each image's strongest unit, first of ties
+    order = torch.sort(best, descending=True, stable=True).indices[:k]  # (k,)
+    rows, cols = where[order] // w, where[order] % w  # (k,), (k,)
+    x1, y1 = rf.start + cols * rf.stride, rf.start + rows * rf.stride  # (k,), (k,)
+    fields = torch.stack([x1, y1, x1 + rf.size, y1 + rf.size], dim=1).float()  # (k, 4)
+    return {"indices": order, "rows": rows, "cols": cols, "values": best[order], "fields": fields}
 
 
 def activation_mask(
@@ -84,14 +170,7 @@ def activation_mask(
         raise ValueError(f"image: expected a Tensor[C, H, W], got shape {tuple(image.shape)}")
     check_number(threshold, "threshold", low=0.0, high=1.0)
     activation = _channel_maps(model, image[None], layer, channel, batch_size=1)[0]  # (h, w)
-    positive = activation.clamp(min=0)
-    peak = positive.max()
-    normalized = positive / peak if peak > 0 else torch.zeros_like(positive)  # (h, w) in [0, 1]
-    upsampled = F.interpolate(
-        normalized[None, None], size=image.shape[-2:], mode="bilinear", align_corners=False
-    )[0, 0].clamp(0, 1)  # (H, W); bilinear weights are convex, clamp trims rounding
-    mask = (upsampled >= threshold) & (upsampled > 0)  # (H, W)
-    return {"activation": activation, "upsampled": upsampled, "mask": mask}
+    return mask_from_map(activation, tuple(image.shape[-2:]), threshold)
 
 
 def top_activations(
@@ -124,24 +203,11 @@ def top_activations(
     check_number(batch_size, "batch_size", low=1, integer=True)
     rf = receptive_field(model, layer)  # unknown or unsupported layers fail here, before any run
     maps = _channel_maps(model, images, layer, channel, batch_size)  # (N, h, w)
-    N, h, w = maps.shape
-    best, where = maps.reshape(N, h * w).max(dim=1)  # (N,) each image's strongest unit, first of ties
-    order = torch.sort(best, descending=True, stable=True).indices[:k]  # (k,)
-    rows, cols = where[order] // w, where[order] % w  # (k,), (k,)
+    top = top_from_maps(maps, rf, k)
     size = tuple(images.shape[-2:])
-    positions = list(zip(rows.tolist(), cols.tolist(), strict=True))
-    boxes = [unit_box(rf, row, col, size) for row, col in positions]
-    corners = [(rf.start + int(col) * rf.stride, rf.start + int(row) * rf.stride) for row, col in positions]
-    fields = [(x, y, x + rf.size, y + rf.size) for x, y in corners]
-    return {
-        "indices": order,
-        "rows": rows,
-        "cols": cols,
-        "values": best[order],
-        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-        "fields": torch.tensor(fields, dtype=torch.float32).reshape(-1, 4),
-        "rf": rf,
-    }
+    boxes = [unit_box(rf, row, col, size) for row, col in zip(top["rows"].tolist(), top["cols"].tolist(),
+                                                             strict=True)]
+    return {**top, "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "rf": rf}
 
 
 def crop_patches(images: Tensor, boxes: Tensor, size: int | None = None) -> Tensor:

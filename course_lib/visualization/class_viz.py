@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
 from course_lib._checks import check_choice, check_number
+from course_lib.visualization.hooks import eval_mode
 
 INITS = ("zeros", "grey", "noise")
 MEAN_PIXEL = 0.5
@@ -94,9 +95,7 @@ def class_visualization(
     check_number(blur_every, "blur_every", low=0, integer=True)
     channels = getattr(model, "in_channels", 3)
     image = initial_image(init, image_size, channels, seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             num_classes = model(image[None]).shape[1]
         if target >= num_classes:
@@ -115,8 +114,6 @@ def class_visualization(
             scores.append(score)
         with torch.no_grad():
             logits = model(torch.stack([start, image]))  # (2, K)
-    finally:
-        model.train(was_training)
     return {
         "image": image,
         "start": start,

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib._checks import check_choice, check_number, check_tensor
+from course_lib.visualization.hooks import eval_mode
 
 __all__ = ["class_centroid_distances", "closeness_report", "embed", "nearest_neighbors", "tsne"]
 
@@ -69,14 +70,10 @@ def embed(model: nn.Module, images: Tensor, batch_size: int = 256) -> Tensor:
     if images.dim() != 4:
         raise ValueError(f"images: expected a Tensor[B, C, H, W], got shape {tuple(images.shape)}")
     check_number(batch_size, "batch_size", low=1, integer=True)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if len(images) == 0:
             return _embed_batch(model, images).float()  # (0, D): the layers handle an empty batch
         chunks = [_embed_batch(model, batch) for batch in images.split(batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(chunks).float()  # (B, D)
 
 

@@ -10,7 +10,8 @@ manager (as pytorch-grad-cam's ``ActivationsAndGradients`` and Captum's layer me
     recorded.gradients["features.4"]     # d score / d output, same shape
 
 The hooks are removed when the ``with`` block ends, also when it ends with an exception, so a
-failed experiment never leaves a model that keeps recording.
+failed experiment never leaves a model that keeps recording. :func:`eval_mode` does the same for
+the modules' train/eval flags: a method looks at a model in eval mode and gives it back as it was.
 """
 
 from __future__ import annotations
@@ -47,6 +48,24 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
         valid = ", ".join(repr(valid) for valid in layer_names(model))
         raise ValueError(f"layer: unknown name {name!r}; expected one of {valid}")
     return modules[name]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every module of ``model`` in eval mode for a ``with`` block, then give each its own mode back.
+
+    Batch norm then uses its running statistics (and leaves them alone) and dropout is off, so what
+    a method records does not depend on the rest of the batch. Each module's flag is restored, also
+    after an exception, so a mixed state (a frozen batch norm in a model being trained) survives;
+    ``model.train(was_training)`` would set every module to the model's own flag.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 @dataclass

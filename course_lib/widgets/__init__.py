@@ -1,13 +1,21 @@
-"""Interactive explorers: each is a pure function (tested on its own) plus a thin ipywidgets wrapper."""
+"""Interactive explorers: each is a pure function (tested on its own) plus a thin ipywidgets wrapper.
 
+One module per library module they wrap, named after it (``widgets.nms`` wraps ``course_lib.nms``).
+``noisy_detections`` (``course_lib.data.noisy``) is re-exported here for the notebooks that feed it
+to the NMS and AP explorers.
+"""
+
+from course_lib.data.noisy import noisy_detections
+from course_lib.widgets.anchors import AnchorExplorer, anchor_view
 from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.data import SceneExplorer, scene_view
-from course_lib.widgets.hog import DetectorExplorer, HOGExplorer, detector_view, hog_view
-from course_lib.widgets.proposals import AnchorExplorer, NMSExplorer, anchor_view, nms_view, noisy_detections
+from course_lib.widgets.hog import HOGExplorer, hog_view
+from course_lib.widgets.nms import NMSExplorer, nms_view
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
+from course_lib.widgets.sliding_window import DetectorExplorer, detector_view
 from course_lib.widgets.visualization import ActivationExplorer, ClassVisualizationExplorer, PatchExplorer
 
 __all__ = [

@@ -20,12 +20,11 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from torch import Tensor
 
-from course_lib._checks import check_boxes, check_choice, check_number, check_tensor
+from course_lib._checks import check_boxes, check_choice, check_number, check_pair, check_tensor
 from course_lib.boxes import box_iou
 from course_lib.plotting import draw_boxes, show_image
-from course_lib.roi import _bin_bounds, _pair, _round_half_away, roi_align, roi_pool
+from course_lib.roi import bin_bounds, fast_roi_align, fast_roi_pool, round_half_away
 from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, outline_boxes
-from course_lib.widgets.hog import palette_png
 
 ROI_METHODS = ("RoI pool", "RoIAlign")
 SAMPLING_RATIO = 2  # RoIAlign's points per bin along each axis (Mask R-CNN uses 2 or adaptive)
@@ -96,7 +95,7 @@ def roi_view(
     check_number(stride, "stride", 1, integer=True)
     _check_feature_map(feature_map, size, stride)
     proposal = as_box(proposal, "proposal")
-    out_h, out_w = _pair(output_size)
+    out_h, out_w = check_pair(output_size, "output_size", low=1)
     check_choice(method, ROI_METHODS, "method")
     C, h, w = feature_map.shape  # channels, feature height, feature width
     if channel is not None:
@@ -106,11 +105,12 @@ def roi_view(
 
     pool_bins, pool_covered = _quantized_bins(proposal, stride, (out_h, out_w), (h, w))
     if method == "RoI pool":
-        pooled = roi_pool(chosen[None], [proposal[None]], (out_h, out_w), 1 / stride)[0]  # (C or 1, h, w)
+        pooled = fast_roi_pool(chosen[None], [proposal[None]], (out_h, out_w),
+                               1 / stride)[0]  # (C or 1, out_h, out_w)
         bins, covered, points = pool_bins, pool_covered, torch.zeros(0, 2)
     else:
-        pooled = roi_align(chosen[None], [proposal[None]], (out_h, out_w), 1 / stride,
-                           sampling_ratio=SAMPLING_RATIO, aligned=True)[0]  # (C or 1, out_h, out_w)
+        pooled = fast_roi_align(chosen[None], [proposal[None]], (out_h, out_w), 1 / stride,
+                                sampling_ratio=SAMPLING_RATIO, aligned=True)[0]  # (C or 1, out_h, out_w)
         bins, points = _exact_bins(proposal, (out_h, out_w))
         covered = proposal.clone()
     covered_area = float((covered[2] - covered[0]) * (covered[3] - covered[1]))
@@ -147,9 +147,9 @@ def _quantized_bins(
     """RoI pool's bins in image pixels (Tensor[out_h * out_w, 4]) and their union (Tensor[4])."""
     out_h, out_w = output_size
     # The same float32 arithmetic as roi_pool: scale, round half away from zero, then bin bounds.
-    corners = _round_half_away(proposal[None] * torch.tensor(1 / stride, dtype=torch.float32))  # (1, 4)
-    row_start, row_end = _bin_bounds(corners[:, 1], corners[:, 3], out_h, map_size[0])  # (1, out_h) each
-    col_start, col_end = _bin_bounds(corners[:, 0], corners[:, 2], out_w, map_size[1])  # (1, out_w) each
+    corners = round_half_away(proposal[None] * torch.tensor(1 / stride, dtype=torch.float32))  # (1, 4)
+    row_start, row_end = bin_bounds(corners[:, 1], corners[:, 3], out_h, map_size[0])  # (1, out_h) each
+    col_start, col_end = bin_bounds(corners[:, 0], corners[:, 2], out_w, map_size[1])  # (1, out_w) each
     x1 = col_start[0][None, :].expand(out_h, out_w)  # (out_h, out_w)
     x2 = col_end[0][None, :].expand(out_h, out_w)
     y1 = row_start[0][:, None].expand(out_h, out_w)
@@ -247,7 +247,7 @@ class RoIPoolExplorer(Explorer):
         if len(proposals) == 0:
             raise ValueError("proposals: expected at least one box, got 0")
         self.image, self.feature_map, self.proposals = image, feature_map, proposals.float()
-        self.stride, self.output_size = stride, _pair(output_size)
+        self.stride, self.output_size = stride, check_pair(output_size, "output_size", low=1)
         controls = {
             "proposal": widgets.IntSlider(value=0, min=0, max=len(proposals) - 1, description="proposal",
                                           continuous_update=True, style=WIDE_LABEL),
@@ -262,10 +262,8 @@ class RoIPoolExplorer(Explorer):
             f"▭ region the bins cover</span> &nbsp; <span style='color: #00a0b0'>• RoIAlign's "
             f"sampling points</span> &nbsp; faint lines: feature cells ({stride} px)</div>"
         )
-        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=72, caption=caption)
-
-    def render_png(self) -> bytes:
-        return palette_png(self.figure)  # a photo: a 256-colour PNG is several times smaller
+        # A photo: a 256-colour PNG is several times smaller.
+        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=72, caption=caption, palette=True)
 
     def compute(self, proposal: int, method: str, channel: int) -> dict[str, Any]:
         view = roi_view(tuple(self.image.shape[1:]), self.feature_map, self.proposals[proposal],

@@ -18,11 +18,10 @@ from torch import Tensor
 
 from course_lib._checks import check_boxes, check_number, check_scores, check_tensor
 from course_lib.boxes import box_iou
-from course_lib.nms import nms
+from course_lib.metrics.proposals import best_overlaps, proposal_recall
+from course_lib.nms import fast_nms
 from course_lib.plotting import show_image
-from course_lib.proposals_eval import best_overlaps, proposal_recall
 from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
-from course_lib.widgets.hog import palette_png
 
 COUNT_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 PROPOSAL_COLOR, FOUND_COLOR, MISSED_COLOR, BEST_COLOR = "#ffd700", "#2ca02c", "#d62728", "#00e5ff"
@@ -48,7 +47,7 @@ def rank_proposals(candidate_boxes: Tensor, candidate_scores: Tensor, nms_thresh
     check_number(nms_threshold, "nms_threshold", 0.0, 1.0)
     if nms_threshold >= 1.0:
         return torch.sort(candidate_scores, descending=True, stable=True).indices
-    return nms(candidate_boxes, candidate_scores, nms_threshold)
+    return fast_nms(candidate_boxes, candidate_scores, nms_threshold)
 
 
 def _recall_curve(proposals: Tensor, gt_boxes: Tensor, iou_threshold: float) -> Tensor:
@@ -72,7 +71,7 @@ def proposal_view(
     """The first ``num_proposals`` candidates after NMS, and how many objects they find.
 
     An object is found when a proposal overlaps it with IoU >= ``iou_threshold``
-    (``course_lib.proposals_eval.proposal_recall``, Sec. 4 of Uijlings et al. 2013). The
+    (``course_lib.metrics.proposal_recall``, Sec. 4 of Uijlings et al. 2013). The
     ``reference`` list (selective search's, say) is cut at the same count and scored the same way.
 
     Args:
@@ -201,12 +200,10 @@ class ProposalExplorer(Explorer):
             f"proposal</span>) / <span style='color: {MISSED_COLOR}'>▭ missed</span> at IoU ≥ 0.5 "
             "&nbsp; NMS IoU 1.0 = no NMS</div>"
         )
-        super().__init__(controls, num_axes=2, figsize=(8.6, 4.0), dpi=72, caption=caption)
+        # A photo: a 256-colour PNG is several times smaller.
+        super().__init__(controls, num_axes=2, figsize=(8.6, 4.0), dpi=72, caption=caption, palette=True)
         self.figure.subplots_adjust(bottom=0.14, wspace=0.3)  # room for the curve's axis label
         self.update()
-
-    def render_png(self) -> bytes:
-        return palette_png(self.figure)  # a photo: a 256-colour PNG is several times smaller
 
     def kept(self, nms_threshold: float) -> Tensor:
         """``rank_proposals`` at this threshold, computed once and cached."""

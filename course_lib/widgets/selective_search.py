@@ -24,10 +24,9 @@ from course_lib.classical.selective_search import (
     rank_and_deduplicate,
     selective_search_hierarchy,
 )
+from course_lib.metrics.proposals import best_overlaps
 from course_lib.plotting import show_image
-from course_lib.proposals_eval import best_overlaps
 from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
-from course_lib.widgets.hog import palette_png
 
 # The similarity sets of Table 5 of Uijlings et al. 2013, and each similarity alone.
 SIMILARITY_SETS = ("CTSF", "TSF", "F", "S", "C", "T")
@@ -196,10 +195,9 @@ class SelectiveSearchExplorer(Explorer):
         height, width = self.image.shape[:2]
         # Two panels about 3.4 inches wide; the height fits the image's shape, plus room for titles.
         figure_height = min(max(3.4 * height / width + 0.8, 2.5), 6.0)
-        super().__init__(controls, num_axes=2, figsize=(8.6, figure_height), dpi=80, caption=caption)
-
-    def render_png(self) -> bytes:
-        return palette_png(self.figure)  # a photo: a 256-colour PNG is ~4x smaller, looks the same
+        # A photo: a 256-colour PNG is ~4x smaller and looks the same.
+        super().__init__(controls, num_axes=2, figsize=(8.6, figure_height), dpi=80, caption=caption,
+                         palette=True)
 
     def hierarchy(self, color_space: str, similarity: str, k: int) -> tuple[Hierarchy, Tensor]:
         """The hierarchy of one strategy and its ranked proposals, computed once and cached."""

@@ -11,8 +11,10 @@ Understanding Convolutional Networks"; Girshick et al. 2014, Sec. 3.1; Simonyan 
   (:func:`~course_lib.visualization.class_viz.class_visualization`).
 
 A forward pass per slider move would make the sliders lag, so the first two record each layer once
-(all its channels) and compute the channel's view from that cache with the same arithmetic as the
-pure functions (the tests check both agree); the third caches each finished ascent by its settings.
+(all its channels, :func:`~course_lib.visualization.activations.layer_activations`) and compute the
+channel's view from that cache with the functions that ``activation_mask`` and ``top_activations``
+use themselves (``mask_from_map``, ``top_from_maps``); the third caches each finished ascent by its
+settings.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from typing import Any
 
 import ipywidgets as widgets
 import torch
-import torch.nn.functional as F
 from matplotlib.axes import Axes
 from torch import Tensor, nn
 
 from course_lib._checks import check_tensor
 from course_lib.plotting import show_image
-from course_lib.visualization.activations import _eval_mode, crop_patches
+from course_lib.visualization.activations import crop_patches, layer_activations, mask_from_map, top_from_maps
 from course_lib.visualization.class_viz import INITS, class_visualization
-from course_lib.visualization.hooks import get_layer, layer_names, record
+from course_lib.visualization.hooks import eval_mode, get_layer, layer_names
 from course_lib.visualization.receptive_field import RF, receptive_field
 from course_lib.widgets.base import WIDE_LABEL, Explorer
 
@@ -46,42 +47,6 @@ def _layers(model: nn.Module, layers: list[str] | None) -> list[str]:
     for name in names:
         get_layer(model, name)  # unknown names list the valid ones
     return names
-
-
-def _record_layer(model: nn.Module, images: Tensor, layer: str, batch_size: int = 128) -> Tensor:
-    """All channels of ``layer`` for each image, Tensor[N, C, h, w], in eval mode without gradients."""
-    maps = []
-    with torch.no_grad(), _eval_mode(model), record(model, layer) as recorded:
-        for first in range(0, len(images), batch_size):
-            model(images[first : first + batch_size])
-            activation = recorded.activations[layer]
-            if activation.dim() != 4:
-                raise ValueError(f"layer: expected a layer with a (B, C, H, W) output, "
-                                 f"got shape {tuple(activation.shape)} at {layer!r}")
-            maps.append(activation.detach())
-    return torch.cat(maps)  # (N, C, h, w)
-
-
-def mask_from_map(activation: Tensor, size: tuple[int, int], threshold: float) -> dict[str, Tensor]:
-    """``activation_mask``'s arithmetic on an already recorded map ``Tensor[h, w]``."""
-    positive = activation.clamp(min=0)
-    peak = positive.max()
-    normalized = positive / peak if peak > 0 else torch.zeros_like(positive)  # (h, w) in [0, 1]
-    upsampled = F.interpolate(normalized[None, None], size=size, mode="bilinear",
-                              align_corners=False)[0, 0].clamp(0, 1)  # (H, W)
-    mask = (upsampled >= threshold) & (upsampled > 0)  # (H, W)
-    return {"activation": activation, "upsampled": upsampled, "mask": mask}
-
-
-def top_from_maps(maps: Tensor, rf: RF, k: int) -> dict[str, Tensor]:
-    """``top_activations``' ranking on recorded maps ``Tensor[N, h, w]``: one unit per image, ``k`` images."""
-    N, h, w = maps.shape
-    best, where = maps.reshape(N, h * w).max(dim=1)  # (N,) each image's strongest unit, first of ties
-    order = torch.sort(best, descending=True, stable=True).indices[:k]  # (k,)
-    rows, cols = where[order] // w, where[order] % w  # (k,), (k,)
-    x1, y1 = rf.start + cols * rf.stride, rf.start + rows * rf.stride  # (k,), (k,)
-    fields = torch.stack([x1, y1, x1 + rf.size, y1 + rf.size], dim=1).float()  # (k, 4)
-    return {"indices": order, "rows": rows, "cols": cols, "values": best[order], "fields": fields}
 
 
 def patch_grid(patches: Tensor, gap: int = PATCH_GAP) -> Tensor:
@@ -142,7 +107,7 @@ class ActivationExplorer(Explorer):
     def layer_maps(self, layer: str) -> Tensor:
         """All channels of ``layer`` for the image, Tensor[C, h, w] (one forward pass per layer)."""
         if layer not in self.maps:
-            self.maps[layer] = _record_layer(self.model, self.image[None], layer)[0]
+            self.maps[layer] = layer_activations(self.model, self.image[None], layer)[0]
         return self.maps[layer]
 
     def compute(self, layer: str, channel: int, threshold: float) -> dict[str, Any]:
@@ -206,7 +171,7 @@ class PatchExplorer(Explorer):
         """All channels of ``layer`` for every image, Tensor[N, C, h, w], and its receptive field."""
         if layer not in self.maps:
             self.fields[layer] = receptive_field(self.model, layer)  # unsupported layers fail first
-            self.maps[layer] = _record_layer(self.model, self.images, layer)
+            self.maps[layer] = layer_activations(self.model, self.images, layer)
         return self.maps[layer], self.fields[layer]
 
     def compute(self, layer: str, channel: int, num_patches: int) -> dict[str, Any]:
@@ -257,7 +222,7 @@ class ClassVisualizationExplorer(Explorer):
         if not names or not all(isinstance(name, str) for name in names):
             raise ValueError(f"class_names: expected a non-empty list of str, got {class_names!r}")
         channels = getattr(model, "in_channels", 3)
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             num_outputs = model(torch.zeros(1, channels, *image_size)).shape[1]
         if len(names) != num_outputs:
             raise ValueError(f"class_names: expected {num_outputs} names (one per model output), "

@@ -1,0 +1,28 @@
+"""The two-stage base: Fast R-CNN and Faster R-CNN share the backbone, the feature map and the head."""
+
+import torch
+
+from course_lib.models import FasterRCNN, FastRCNN, TwoStageDetector
+
+
+def test_both_detectors_build_the_same_shared_parts():
+    torch.manual_seed(0)
+    fast, faster = FastRCNN(), FasterRCNN()
+    assert isinstance(fast, TwoStageDetector) and isinstance(faster, TwoStageDetector)
+    assert fast.roi_heads.pooler == "pool" and faster.roi_heads.pooler == "align"
+    faster.backbone.load_state_dict(fast.backbone.state_dict())
+    faster.neck.load_state_dict(fast.neck.state_dict())
+    images = [torch.rand(3, 64, 80), torch.rand(3, 48, 48)]
+    with torch.no_grad():
+        fast_map, fast_sizes = fast.eval().feature_map(images)
+        faster_map, faster_sizes = faster.eval().feature_map(images)
+    assert fast_map.shape == (2, fast.neck.out_channels, 16, 20) and fast_sizes == [(64, 80), (48, 48)]
+    torch.testing.assert_close(fast_map, faster_map)
+    assert fast_sizes == faster_sizes
+
+
+def test_training_mode_keeps_the_backbones_batch_norm_frozen():
+    model = FasterRCNN().train()
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert model.training and norms and not any(m.training for m in norms)
+    assert model.roi_heads.training  # the rest trains
