@@ -26,3 +26,17 @@ def test_training_mode_keeps_the_backbones_batch_norm_frozen():
     norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert model.training and norms and not any(m.training for m in norms)
     assert model.roi_heads.training  # the rest trains
+
+
+def test_layers_are_created_in_the_order_the_recipes_were_trained_with():
+    # Regression: creating the RPN after the head changed which random numbers initialized which
+    # layer, so a recipe no longer retrained the model it shipped.
+    def parts(model):
+        return list(dict.fromkeys(name.split(".")[0] for name in model.state_dict()))
+
+    assert parts(FasterRCNN()) == ["backbone", "neck", "rpn", "roi_heads"]
+    assert parts(FastRCNN()) == ["backbone", "neck", "roi_heads"]
+    torch.manual_seed(0)
+    first = FasterRCNN().rpn.head.conv.weight.clone()
+    torch.manual_seed(0)
+    assert torch.equal(FasterRCNN().rpn.head.conv.weight, first)

@@ -35,8 +35,10 @@ class FasterRCNN(TwoStageDetector):
         rpn_kwargs: dict | None = None,
         head_kwargs: dict | None = None,
     ) -> None:
-        super().__init__(backbone, num_classes, "align", head_kwargs)
-        self.rpn = RegionProposalNetwork(self.neck.out_channels, stride=4, **(rpn_kwargs or {}))
+        def rpn(channels: int) -> RegionProposalNetwork:
+            return RegionProposalNetwork(channels, stride=4, **(rpn_kwargs or {}))
+
+        super().__init__(backbone, num_classes, "align", head_kwargs, proposal_modules={"rpn": rpn})
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):
         """Detect, or in training mode return the four losses.

@@ -8,6 +8,8 @@ search outside the network, or the RPN inside it), which is all that a subclass 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from course_lib.models.backbone import ShapesBackbone, freeze_batchnorm
@@ -24,14 +26,25 @@ class TwoStageDetector(nn.Module):
         num_classes: object classes ``K``.
         pooler: ``"pool"`` (RoI max pooling, Fast R-CNN) or ``"align"`` (RoIAlign).
         head_kwargs: passed to :class:`RoIHeads`, over ``pooler``.
+        proposal_modules: ``{attribute: build(feature_channels) -> nn.Module}``, the learned part
+            of the proposal stage (Faster R-CNN's RPN), created between the neck and the head.
     """
 
     def __init__(
-        self, backbone: ShapesBackbone | None, num_classes: int, pooler: str, head_kwargs: dict | None
+        self,
+        backbone: ShapesBackbone | None,
+        num_classes: int,
+        pooler: str,
+        head_kwargs: dict | None,
+        proposal_modules: dict[str, Callable[[int], nn.Module]] | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone or ShapesBackbone()
         self.neck = Stride4Neck(self.backbone.out_channels)
+        # The order in which layers are created decides which random numbers initialize which
+        # weights: backbone, neck, proposals, head, as the detectors' recipes were trained.
+        for name, build in (proposal_modules or {}).items():
+            setattr(self, name, build(self.neck.out_channels))
         self.roi_heads = RoIHeads(
             self.neck.out_channels, num_classes, stride=4, **({"pooler": pooler} | (head_kwargs or {}))
         )
