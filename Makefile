@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 PYTEST_NB := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test unit notebooks-test bench notebooks slides clean
+.PHONY: setup lab test unit notebooks-test bench bench-peer notebooks slides clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ notebooks-test: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH)
+
+# Our Faster R-CNN against torchvision's, trained the same way (takes ~25 minutes).
+bench-peer: setup
+	$(PY) benchmarks/peer_faster_rcnn.py
 
 # Re-execute every notebook in place after a library change (outputs are stored).
 notebooks: setup

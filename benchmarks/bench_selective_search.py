@@ -1,7 +1,10 @@
 """Selective search against OpenCV's (``cv2.ximgproc.segmentation``), both on one thread.
 
 For each image set, one run measures, for ours and OpenCV's in fast mode (and single mode for ours):
-recall at IoU >= 0.5 and MABO as the number of proposals grows, and seconds per image.
+recall at IoU >= 0.5 and MABO as the number of proposals grows, and seconds per image. OpenCV ranks
+with an unseeded ``rand()``, so its recall at small counts changes from run to run: its rows are
+the mean of ``OPENCV_RUNS`` runs, and a ``min``/``max`` row shows their spread. ``ours paper``
+is our selective search with the paper's ranking (``ranking="paper"``), for comparison.
 
 Sets: the first ``NUM_SCENES`` images of the ShapeScenes test split (128 x 128), scikit-image's
 ``coins`` (24 boxes derived in ``data/annotations/coins.json``) and ``astronaut`` (7 boxes by hand).
@@ -26,8 +29,7 @@ from course_lib.metrics.proposals import DEFAULT_COUNTS, mabo, proposal_recall
 from course_lib.references import opencv_selective_search
 
 NUM_SCENES = 30
-
-
+OPENCV_RUNS = 5
 
 
 def image_sets() -> dict[str, list[tuple[np.ndarray, torch.Tensor]]]:
@@ -53,6 +55,7 @@ def main(quality: bool = False) -> list[dict]:
     cv2.setNumThreads(1)
     methods = {
         "ours single": lambda image: selective_search(image, "single"),
+        "ours paper": lambda image: selective_search(image, "fast", ranking="paper"),
         "ours fast": lambda image: selective_search(image, "fast"),
         "OpenCV fast": lambda image: opencv_selective_search(image, "fast"),
     }
@@ -67,12 +70,22 @@ def main(quality: bool = False) -> list[dict]:
         print(f"{'method':<16}{'':>6}{header}   #proposals  s/image")
         seconds = {}
         for method_name, method in methods.items():
-            proposals, seconds[method_name] = run(method, images)
-            recall = proposal_recall(proposals, gt_boxes)
-            overlap = mabo(proposals, gt_boxes)
-            mean_count = np.mean([len(p) for p in proposals])
+            num_runs = OPENCV_RUNS if method_name.startswith("OpenCV") else 1
+            runs = [run(method, images) for _ in range(num_runs)]
+            seconds[method_name] = np.mean([run_seconds for _, run_seconds in runs])
+            recalls = [proposal_recall(proposals, gt_boxes) for proposals, _ in runs]
+            overlaps = [mabo(proposals, gt_boxes) for proposals, _ in runs]
+            recall = {c: np.mean([r[c] for r in recalls]) for c in DEFAULT_COUNTS}
+            overlap = {c: np.mean([o[c] for o in overlaps]) for c in DEFAULT_COUNTS}
+            mean_count = np.mean([len(p) for p in runs[0][0]])
             print(f"{method_name:<16}{'recall':>6}" + "".join(f"{recall[c]:7.3f}" for c in DEFAULT_COUNTS)
                   + f"   {mean_count:10.0f}  {seconds[method_name]:7.3f}")
+            if len(runs) > 1:
+                low = {c: min(r[c] for r in recalls) for c in DEFAULT_COUNTS}
+                high = {c: max(r[c] for r in recalls) for c in DEFAULT_COUNTS}
+                label = f"({num_runs} runs)"
+                print(f"{label:<16}{'min':>6}" + "".join(f"{low[c]:7.3f}" for c in DEFAULT_COUNTS))
+                print(f"{'':<16}{'max':>6}" + "".join(f"{high[c]:7.3f}" for c in DEFAULT_COUNTS))
             print(f"{'':<16}{'MABO':>6}" + "".join(f"{overlap[c]:7.3f}" for c in DEFAULT_COUNTS))
         rows.append(print_row(f"selective search fast, {set_name} (per image)",
                               seconds["ours fast"], seconds["OpenCV fast"]))

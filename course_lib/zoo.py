@@ -48,7 +48,7 @@ TOLERANCE = 0.005
 RECIPES = {
     "shapes_backbone": (
         "course_lib.recipes.backbone",
-        "ShapesBackbone(width=16): 7 conv layers, GAP, linear",
+        "ShapesBackbone(width=32): small ResNet, maps at strides 4/8/16, GAP, linear; output k = CLASSES[k]",
     ),
     "rcnn": ("course_lib.recipes.rcnn", "R-CNN: selective search, warped crops, backbone, linear SVMs"),
     "fast_rcnn": (
@@ -240,7 +240,7 @@ def _rounded(metrics: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    usage = "usage: python -m course_lib.zoo list | train NAME | verify [--quick] [NAME ...]"
+    usage = "usage: python -m course_lib.zoo list | train NAME [--threads N] | verify [--quick] [NAME ...]"
     if not argv or argv[0] not in ("list", "train", "verify"):
         print(usage)
         return 2
@@ -250,10 +250,13 @@ def main(argv: list[str]) -> int:
             print(f"{name:16s} {record['size_mb']:5.2f} MB  {record['metrics']}  {record['architecture']}")
         return 0
     if argv[0] == "train":
-        if len(argv) != 2:
+        threads = None
+        if len(argv) == 4 and argv[2] == "--threads" and argv[3].isdigit() and int(argv[3]) > 0:
+            threads = int(argv[3])
+        elif len(argv) != 2:
             print(usage)
             return 2
-        train(argv[1])
+        train(argv[1], threads=threads)
         return 0
     quick = "--quick" in argv[1:]
     rows = verify([name for name in argv[1:] if name != "--quick"] or None, quick=quick)

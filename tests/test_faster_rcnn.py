@@ -27,14 +27,13 @@ def test_training_mode_returns_the_four_losses_and_they_backpropagate(scenes):
     assert set(losses) == LOSSES
     assert all(torch.isfinite(value) for value in losses.values())
     sum(losses.values()).backward()
-    assert (
-        model.rpn.head.objectness.weight.grad is not None and model.backbone.stem[0].weight.grad is not None
-    )
+    assert model.rpn.head.objectness.weight.grad is not None
+    assert model.backbone.stem[0][0].weight.grad is not None
 
 
 def test_train_keeps_batch_norm_frozen():
     model = FasterRCNN().train()
-    assert model.training and not model.backbone.stem[1].training
+    assert model.training and not model.backbone.stem[0][1].training
 
 
 def test_an_image_without_objects_is_valid_training_input(scenes):

@@ -6,7 +6,7 @@ from torchvision.models.detection import roi_heads as tv_heads
 
 from course_lib import references
 from course_lib.boxes import box_iou
-from course_lib.models.roi_heads import RoIHeads
+from course_lib.models.roi_heads import RoIHeads, jitter_boxes
 
 K = 5
 
@@ -93,3 +93,26 @@ def test_forward_at_inference_returns_detections_for_every_image(pooler):
 def test_unknown_pooler_lists_the_choices():
     with pytest.raises(ValueError, match="pooler: expected one of 'pool', 'align'"):
         RoIHeads(8, K, pooler="max")
+
+
+def test_jittered_ground_truth_copies_stay_on_their_object():
+    torch.manual_seed(0)
+    boxes = torch.tensor([[10.0, 10.0, 16.0, 16.0], [20.0, 30.0, 80.0, 60.0]])
+    copies = jitter_boxes(boxes, 50)
+    assert copies.shape == (100, 4)
+    sources = boxes.repeat(50, 1)  # copy i jitters box i % M
+    overlaps = box_iou(copies, boxes)[torch.arange(100), torch.arange(100) % 2]
+    assert overlaps.min() >= 0.6 and overlaps.max() < 1.0  # moved, yet foreground for its object
+    assert not torch.equal(copies, sources)
+    assert jitter_boxes(boxes, 0).shape == (0, 4) and jitter_boxes(boxes[:0], 5).shape == (0, 4)
+
+
+def test_sample_with_jitter_gives_every_object_foreground_rows():
+    torch.manual_seed(0)
+    head = RoIHeads(8, 3, batch_size_per_image=64, gt_jitter=8)
+    target = {"boxes": torch.tensor([[4.0, 4.0, 10.0, 10.0]]), "labels": torch.tensor([2])}
+    far_away = torch.tensor([[60.0, 60.0, 90.0, 90.0]]).repeat(20, 1)
+    _, labels, _ = head.sample([far_away], [target])
+    assert int((labels == 2).sum()) == 9  # the box itself and its 8 copies
+    with pytest.raises(ValueError, match="gt_jitter"):
+        RoIHeads(8, 3, gt_jitter=-1)

@@ -20,7 +20,8 @@ def test_every_record_names_its_recipe_checkpoint_hash_and_metrics():
         record = zoo.entry(name)
         assert record["recipe"]["module"] == zoo.RECIPES[name][0]
         path = zoo.CHECKPOINT_DIR / record["checkpoint"]
-        assert path.suffix == ".safetensors" and path.stat().st_size < 8e6  # a few MB at most
+        # A few MB: the detectors carry their own copy of the 4.9 MB backbone.
+        assert path.suffix == ".safetensors" and path.stat().st_size < 10e6
         assert zoo.sha256_of(path) == record["sha256"]
         assert record["metrics"] and record["quick_metrics"] and record["train_minutes"] > 0
 
@@ -28,7 +29,7 @@ def test_every_record_names_its_recipe_checkpoint_hash_and_metrics():
 def test_load_returns_the_model_in_eval_mode_with_the_recorded_weights():
     model = zoo.load("shapes_backbone")
     assert not model.training
-    assert model(torch.rand(1, 3, 64, 64)).shape == (1, 5)
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, len(model.classes))
 
 
 def test_an_unknown_name_lists_the_valid_ones():

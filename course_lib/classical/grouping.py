@@ -39,6 +39,8 @@ class Grouping:
     boxes: np.ndarray  # (2R-1, 4) float64 xyxy
     merges: np.ndarray  # (R-1, 2) int64
     similarities: np.ndarray  # (R-1,) float64, the similarity of each merged pair
+    appearance: np.ndarray  # (R-1,) float64 in [0, 1], the pair's colour / texture part (see below)
+    sizes: np.ndarray  # (2R-1,) float64, pixels of every region
 
 
 def group_regions(regions: Regions, similarity: str) -> Grouping:
@@ -49,7 +51,10 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         similarity: the similarities to add up, a subset of ``"CTSF"`` (e.g. ``"TSF"``).
 
     Returns:
-        The boxes of all 2R - 1 regions and the merge list.
+        The boxes and sizes of all 2R - 1 regions and the merge list. With each merge comes its
+        *appearance* similarity: the mean of its colour and texture intersections (in [0, 1]), or
+        the mean of all its terms when ``similarity`` has neither C nor T. Selective search ranks
+        a region by the appearance similarity of the merge that absorbs it.
     """
     num_initial = len(regions.sizes)
     total = 2 * num_initial - 1
@@ -68,17 +73,19 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
             parts.append((part, entries))
     use_size, use_fill = "S" in similarity, "F" in similarity
 
-    def pair_similarities(firsts: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        """Similarities of the pairs ``(firsts[p], seconds[p])``, all at once: (P,)."""
+    def pair_similarities(firsts: np.ndarray, seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Similarities of the pairs ``(firsts[p], seconds[p])``, all at once: total and appearance (P,)."""
         size_a, size_b = all_sizes[firsts], all_sizes[seconds]  # (P,), (P,)
-        score = np.zeros(len(firsts))
+        appearance = np.zeros(len(firsts))
         for part, entries in parts:
-            score += intersections(part[firsts], part[seconds], size_a, size_b, entries)
+            appearance += intersections(part[firsts], part[seconds], size_a, size_b, entries)
+        score = appearance.copy()
         if use_size:
             score += size_similarity(size_a, size_b, image_size)
         if use_fill:
             score += fill_similarity(all_boxes[firsts], all_boxes[seconds], size_a, size_b, image_size)
-        return score
+        appearance = appearance / len(parts) if parts else score / (use_size + use_fill)
+        return score, appearance
 
     all_sizes = np.zeros(total)  # (2R-1,) pixels
     all_sizes[:num_initial] = regions.sizes
@@ -88,18 +95,19 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
     heap = []
     firsts, seconds = regions.pairs[:, 0], regions.pairs[:, 1]
     if len(regions.pairs):
-        scores = pair_similarities(firsts, seconds)  # (P,)
-        heap = list(zip((-scores).tolist(), firsts.tolist(), seconds.tolist(), strict=True))
+        scores, appearances = pair_similarities(firsts, seconds)  # (P,), (P,)
+        heap = list(zip((-scores).tolist(), firsts.tolist(), seconds.tolist(), appearances.tolist(),
+                        strict=True))
         heapq.heapify(heap)
     for a, b in zip(firsts.tolist(), seconds.tolist(), strict=True):
         neighbours[a].add(b)
         neighbours[b].add(a)
 
     alive = [True] * num_initial
-    merges, merged_similarities = [], []
+    merges, merged_similarities, merged_appearances = [], [], []
     new = num_initial
     while heap:
-        negative, a, b = heapq.heappop(heap)
+        negative, a, b, appearance = heapq.heappop(heap)
         if not (alive[a] and alive[b]):
             continue  # a pair of a region that has already been merged
         for part, _ in parts:
@@ -116,12 +124,14 @@ def group_regions(regions: Regions, similarity: str) -> Grouping:
         neighbours.append(around)
         merges.append((a, b))
         merged_similarities.append(-negative)
+        merged_appearances.append(appearance)
         others = np.array(sorted(around), np.int64)
-        scores = pair_similarities(others, np.full(len(others), new))  # (len(others),)
-        for score, other in zip(scores.tolist(), others.tolist(), strict=True):
-            heapq.heappush(heap, (-score, other, new))
+        scores, appearances = pair_similarities(others, np.full(len(others), new))  # (len(others),) each
+        for item in zip(scores.tolist(), others.tolist(), appearances.tolist(), strict=True):
+            heapq.heappush(heap, (-item[0], item[1], new, item[2]))
         new += 1
     if new != total:  # the regions of one image always form one connected graph
         raise AssertionError(f"grouping ended with {total - new + 1} regions; expected one")
-    return Grouping(all_boxes, np.array(merges, np.int64).reshape(-1, 2), np.array(merged_similarities))
+    return Grouping(all_boxes, np.array(merges, np.int64).reshape(-1, 2), np.array(merged_similarities),
+                    np.array(merged_appearances), all_sizes)
 

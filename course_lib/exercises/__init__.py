@@ -4,6 +4,7 @@ from course_lib.exercises.anchors import check_label_anchors
 from course_lib.exercises.average_precision import check_ap
 from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_exercise
 from course_lib.exercises.box_convert import check_box_convert
+from course_lib.exercises.box_deltas import check_decode_deltas
 from course_lib.exercises.hog import check_cell_histogram
 from course_lib.exercises.iou import check_iou
 from course_lib.exercises.nms import check_nms
@@ -20,6 +21,7 @@ __all__ = [
     "check_ascent_step",
     "check_box_convert",
     "check_cell_histogram",
+    "check_decode_deltas",
     "check_iou",
     "check_label_anchors",
     "check_merge_regions",

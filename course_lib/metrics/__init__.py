@@ -4,6 +4,8 @@
 * ``cocoeval.py``: the evaluation itself, in pycocotools' steps (read, match, accumulate, summarize);
 * ``matching.py``: COCO's constants, IoU and greedy matching;
 * ``average_precision.py``: match, precision-recall and AP for one image and class (the teaching side);
+* ``errors.py``: what the false positives and misses are (correct, duplicate, localization, wrong class,
+  background, missed), after Hoiem et al. 2012 and TIDE;
 * ``proposals.py``: recall and MABO of ranked proposals (selective search, the RPN).
 """
 
@@ -15,6 +17,7 @@ from course_lib.metrics.average_precision import (
 )
 from course_lib.metrics.coco import coco_evaluate, evaluate_detections, per_class_ap, pr_curves, to_coco
 from course_lib.metrics.cocoeval import STAT_NAMES
+from course_lib.metrics.errors import error_breakdown, error_categories, f1_threshold
 from course_lib.metrics.proposals import best_overlaps, mabo, proposal_recall
 
 __all__ = [
@@ -22,7 +25,10 @@ __all__ = [
     "average_precision",
     "best_overlaps",
     "coco_evaluate",
+    "error_breakdown",
+    "error_categories",
     "evaluate_detections",
+    "f1_threshold",
     "mabo",
     "match_detections",
     "per_class_ap",

@@ -4,18 +4,20 @@ It is the stand-in for an ImageNet-pretrained ResNet: every detector of the cour
 weights (zoo name ``shapes_backbone``), as R-CNN and its successors start from a network trained
 to classify ImageNet (Girshick et al. 2014, Sec. 2.3, "supervised pre-training").
 
-Four stages of 3x3 convolutions with batch norm and ReLU halve the resolution three times, so the
-deepest map has stride 8::
+It is a small ResNet (He et al. 2016): a stem of two 3x3 convolutions, then three stages of one
+*basic block* each (two 3x3 convolutions with batch norm, and a shortcut added before the last
+ReLU; the shortcut is a strided 1x1 convolution because every stage halves the resolution and
+doubles the channels, the paper's option B). With ``width=32``::
 
-    stem     3 -> 16,  stride 2     receptive field  3 px
-    stage2  16 -> 32,  stride 2                      7 px
-    stage3  32 -> 64,  stride 4   ("stride4" map)   19 px
-    stage4  64 -> 128, stride 8   ("stride8" map)   43 px
+    stem     3 -> 32,   stride 2
+    stage4  32 -> 64,   stride 4   ("stride4" map)
+    stage8  64 -> 128,  stride 8   ("stride8" map)
+    stage16 128 -> 256, stride 16  ("stride16" map)
 
-As a classifier, global average pooling of the stride-8 map and one linear layer give the class
-scores, so CAM (Zhou et al. 2016) applies to it as it is. The detectors take the two maps from
-:meth:`ShapesBackbone.features`; objects in ShapeScenes are 6 to 64 px, so the stride-4 map is the
-one the R-CNN family pools from.
+The three maps are the levels a feature pyramid (FPN, Lin et al. 2017) and the one-stage
+detectors read; their names and channel counts are in ``out_channels``. As a classifier, global
+average pooling of the stride-16 map and one linear layer give the class scores (output ``k`` is
+``CLASSES[k]``, as in ``shapes_classifier``), so CAM (Zhou et al. 2016) applies to it as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from course_lib._checks import check_tensor
-from course_lib.data import CLASSES, NUM_CLASSES
+from course_lib.data import CLASSES
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -35,56 +37,73 @@ def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seq
     )
 
 
-class ShapesBackbone(nn.Module):
-    """A 7-layer CNN: feature maps at strides 4 and 8, and a GAP + linear classifier on top.
+class BasicBlock(nn.Module):
+    """ResNet's basic block that halves the resolution: ``relu(F(x) + shortcut(x))``.
 
-    Args:
-        num_classes: classifier outputs (the shape classes of ShapeCrops, background excluded).
-        width: channels of the stem; later stages have 2x, 4x and 8x as many.
+    ``F`` is conv 3x3 (stride 2), BN, ReLU, conv 3x3, BN; the shortcut is a 1x1 convolution with
+    stride 2 and BN, which matches the new shape (He et al. 2016, Sec. 3.3, option B).
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 16) -> None:
+    def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.num_classes = num_classes
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride=2, bias=False), nn.BatchNorm2d(out_channels)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = self.bn2(self.conv2(self.bn1(self.conv1(x)).relu()))  # (B, C', H/2, W/2)
+        return (residual + self.shortcut(x)).relu()
+
+
+class ShapesBackbone(nn.Module):
+    """A small ResNet: feature maps at strides 4, 8 and 16, and a GAP + linear classifier on top.
+
+    Args:
+        classes: the name of each classifier output (``CLASSES``: output ``k`` scores label ``k``).
+        width: channels of the stem; the stages have 2x, 4x and 8x as many.
+    """
+
+    def __init__(self, classes: tuple[str, ...] = CLASSES, width: int = 32) -> None:
+        super().__init__()
+        self.classes = tuple(classes)
+        self.num_classes = len(self.classes)
         self.width = width
-        self.stem = conv_bn_relu(3, width, stride=2)
-        self.stage2 = conv_bn_relu(width, 2 * width, stride=1)
-        self.stage3 = nn.Sequential(
-            conv_bn_relu(2 * width, 4 * width, stride=2), conv_bn_relu(4 * width, 4 * width)
-        )
-        self.stage4 = nn.Sequential(
-            conv_bn_relu(4 * width, 8 * width, stride=2), conv_bn_relu(8 * width, 8 * width)
-        )
-        self.classifier = nn.Linear(8 * width, num_classes)
-        # Output k - 1 scores class k of ShapeCrops: the name of each output, as classifiers give it.
-        self.classes = CLASSES[1 : num_classes + 1]
-        self.out_channels = {"stride4": 4 * width, "stride8": 8 * width}
+        self.stem = nn.Sequential(conv_bn_relu(3, width), conv_bn_relu(width, width, stride=2))
+        self.stage4 = BasicBlock(width, 2 * width)
+        self.stage8 = BasicBlock(2 * width, 4 * width)
+        self.stage16 = BasicBlock(4 * width, 8 * width)
+        self.classifier = nn.Linear(8 * width, self.num_classes)
+        self.out_channels = {"stride4": 2 * width, "stride8": 4 * width, "stride16": 8 * width}
 
     def features(self, images: Tensor) -> dict[str, Tensor]:
-        """The stride-4 and stride-8 feature maps of a batch of images.
+        """The stride-4, 8 and 16 feature maps of a batch of images.
 
         Args:
             images (Tensor[B, 3, H, W]): in [0, 1].
 
         Returns:
-            ``{"stride4": Tensor[B, 4w, H/4, W/4], "stride8": Tensor[B, 8w, H/8, W/8]}`` (sides
-            rounded up), with ``w`` the width.
+            ``{"stride4": Tensor[B, 2w, H/4, W/4], "stride8": Tensor[B, 4w, H/8, W/8],
+            "stride16": Tensor[B, 8w, H/16, W/16]}`` (sides rounded up), ``w`` the width.
         """
         check_tensor(images, "images")
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected a Tensor[B, 3, H, W], got shape {tuple(images.shape)}")
-        x = self.stage2(self.stem(images))  # (B, 2w, H/2, W/2)
-        stride4 = self.stage3(x)  # (B, 4w, H/4, W/4)
-        stride8 = self.stage4(stride4)  # (B, 8w, H/8, W/8)
-        return {"stride4": stride4, "stride8": stride8}
+        stride4 = self.stage4(self.stem(images))  # (B, 2w, H/4, W/4)
+        stride8 = self.stage8(stride4)  # (B, 4w, H/8, W/8)
+        stride16 = self.stage16(stride8)  # (B, 8w, H/16, W/16)
+        return {"stride4": stride4, "stride8": stride8, "stride16": stride16}
 
     def embed(self, images: Tensor) -> Tensor:
-        """The input of the last linear layer: global average pooling of the stride-8 map, Tensor[B, 8w]."""
-        return self.features(images)["stride8"].mean(dim=(2, 3))  # (B, 8w)
+        """The input of the last linear layer: global average pooling of the stride-16 map, Tensor[B, 8w]."""
+        return self.features(images)["stride16"].mean(dim=(2, 3))  # (B, 8w)
 
     def forward(self, images: Tensor) -> Tensor:
-        """Class scores (logits), Tensor[B, num_classes]; class ``k`` of ShapeCrops is output ``k - 1``."""
-        return self.classifier(self.embed(images))  # (B, K)
+        """Class scores (logits), Tensor[B, num_classes]; output ``k`` scores ``classes[k]``."""
+        return self.classifier(self.embed(images))  # (B, K + 1)
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:

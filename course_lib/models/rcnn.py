@@ -2,11 +2,11 @@
 
 The pipeline of the lecture's figure, one method per step:
 
-1. :meth:`RCNN.propose`: selective search (~600 proposals per 128-px scene here, up to 2,000);
+1. :meth:`RCNN.propose`: selective search (up to 2,000 proposals per scene);
 2. :meth:`RCNN.warp`: each proposal, with a margin of context, is cut out and warped to
    ``64 x 64`` (the backbone's input size), whatever its aspect ratio (Sec. 2.1, Appendix A);
-3. :meth:`RCNN.features`: each warped crop goes through the CNN *on its own*; the stride-8 map
-   averaged over a 2x2 grid gives a 512-number feature (our "pool5");
+3. :meth:`RCNN.features`: each warped crop goes through the CNN *on its own*; the stride-16 map
+   averaged over a 2x2 grid gives a 1,024-number feature (our "pool5");
 4. :meth:`RCNN.classify`: one linear SVM per class scores every feature, and a class-specific
    linear regressor refines its box (Appendix C);
 5. per-class NMS (the paper uses IoU 0.3; 0.4 did slightly better on 60 validation scenes here).
@@ -33,7 +33,7 @@ from course_lib.models.proposals import SelectiveSearchProposer
 from course_lib.nms import fast_batched_nms
 from course_lib.roi import fast_roi_align
 
-FEATURE_DIM = 512  # 128 channels x 2 x 2
+FEATURE_DIM = 1024  # 256 channels x 2 x 2
 
 
 class RCNN(nn.Module):
@@ -102,18 +102,22 @@ class RCNN(nn.Module):
         )
 
     def features(self, crops: Tensor) -> Tensor:
-        """Step 3: the CNN on every crop, one at a time in spirit (in chunks here), Tensor[N, 512]."""
+        """Step 3: the CNN on every crop, one at a time in spirit (in chunks here), Tensor[N, 1024].
+
+        The deepest map averaged over each quarter of the crop: the classifier's global average
+        (the mean of the four) and where in the crop the evidence lies, which box regression needs.
+        """
         outputs = []
         for chunk in crops.split(self.chunk_size):
-            stride8 = self.backbone.features(chunk)["stride8"]  # (n, 128, 8, 8)
-            outputs.append(F.adaptive_avg_pool2d(stride8, 2).flatten(1))  # (n, 512)
+            stride16 = self.backbone.features(chunk)["stride16"]  # (n, 256, 4, 4)
+            outputs.append(F.adaptive_avg_pool2d(stride16, 2).flatten(1))  # (n, 1024)
         if not outputs:
             return crops.new_zeros(0, FEATURE_DIM)
         return torch.cat(outputs)
 
     def classify(self, features: Tensor) -> tuple[Tensor, Tensor]:
         """Step 4: ``(SVM scores Tensor[N, K], box deltas Tensor[N, 4 K])`` from the features."""
-        standardized = (features - self.feature_mean) / self.feature_std  # (N, 512)
+        standardized = (features - self.feature_mean) / self.feature_std  # (N, 1024)
         return self.svm(standardized), self.regressor(standardized)
 
     def detect(
@@ -158,7 +162,7 @@ class RCNN(nn.Module):
             clock = _tick(timings, "proposals", clock)
             crops = self.warp(image, boxes)  # (N, 3, S, S)
             clock = _tick(timings, "warp", clock)
-            features = self.features(crops)  # (N, 512)
+            features = self.features(crops)  # (N, 1024)
             clock = _tick(timings, "features", clock)
             scores, deltas = self.classify(features)  # (N, K), (N, 4K)
             clock = _tick(timings, "classify", clock)

@@ -20,7 +20,7 @@ from course_lib.models.backbone import ShapesBackbone
 from course_lib.train import TrainConfig, fit
 
 CONFIG = TrainConfig(
-    epochs=12, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=5e-4, warmup_steps=50, seed=0
+    epochs=24, batch_size=64, lr=0.05, optimizer="sgd", weight_decay=5e-4, warmup_steps=50, seed=0
 )
 
 

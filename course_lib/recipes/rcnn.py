@@ -82,7 +82,7 @@ def fit_svms_and_regressors(
     mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
     model.feature_mean.copy_(mean)
     model.feature_std.copy_(std)
-    inputs = ((features - mean) / std).numpy().astype(np.float64)  # (N, 512)
+    inputs = ((features - mean) / std).numpy().astype(np.float64)  # (N, 1024)
     history = []
     for k in range(1, NUM_CLASSES + 1):
         rows = (labels[:, k - 1] != 0).numpy()

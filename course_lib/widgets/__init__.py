@@ -10,8 +10,10 @@ from course_lib.widgets.anchors import AnchorExplorer, anchor_view
 from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.data import SceneExplorer, scene_view
+from course_lib.widgets.detections import DetectionsExplorer, detections_view
 from course_lib.widgets.hog import HOGExplorer, hog_view
 from course_lib.widgets.nms import NMSExplorer, nms_view
+from course_lib.widgets.rcnn import RCNNExplorer, rcnn_proposal_view, rcnn_scores
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
@@ -34,10 +36,15 @@ __all__ = [
     "noisy_detections",
     "SceneExplorer",
     "scene_view",
+    "DetectionsExplorer",
+    "detections_view",
     "HOGExplorer",
     "hog_view",
     "DetectorExplorer",
     "detector_view",
+    "RCNNExplorer",
+    "rcnn_proposal_view",
+    "rcnn_scores",
     "RoIPoolExplorer",
     "roi_view",
     "ProposalExplorer",

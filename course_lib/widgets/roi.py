@@ -30,7 +30,8 @@ ROI_METHODS = ("RoI pool", "RoIAlign")
 SAMPLING_RATIO = 2  # RoIAlign's points per bin along each axis (Mask R-CNN uses 2 or adaptive)
 MAX_WRITTEN = 10  # pooled grids up to this many columns get their values written on them
 VALUE_WIDTH = 5  # characters per written value, spaces included
-MONO_ADVANCE = 0.602  # DejaVu Sans Mono's character width, in em
+CHAR_ADVANCE = 0.64  # DejaVu Sans's digit width, in em (to size the written values)
+SMALL_SIDE = 32  # pixels: the explorer opens on a proposal no larger, where the quantization shows
 PROPOSAL_COLOR, BIN_COLOR, COVERED_COLOR, POINT_COLOR = "#7fff00", "#ffd700", "#ff4500", "#00e5ff"
 
 
@@ -135,6 +136,74 @@ def roi_view(
     }
 
 
+def pooled_regions(
+    proposals: Tensor, stride: int, output_size: int | tuple[int, int], map_size: tuple[int, int]
+) -> Tensor:
+    """The region RoI pooling really reads for each proposal: the union of its bins, in image pixels.
+
+    The same rounding as ``roi_view``'s ``covered_box`` (and ``course_lib.roi.roi_pool``), for many
+    proposals at once.
+
+    Args:
+        proposals (Tensor[N, 4]): ``xyxy`` proposals in image pixels.
+        stride: image pixels per feature cell.
+        output_size: bins per side (an int) or ``(out_h, out_w)``.
+        map_size: ``(h, w)`` feature cells of the map (bins are clipped to it).
+
+    Returns:
+        Tensor[N, 4]: ``xyxy`` regions, multiples of ``stride``; zero area for a proposal off the map.
+    """
+    check_boxes(proposals, "proposals")
+    check_number(stride, "stride", 1, integer=True)
+    out_h, out_w = check_pair(output_size, "output_size", low=1)
+    corners = round_half_away(proposals.float() * torch.tensor(1 / stride, dtype=torch.float32))  # (N, 4)
+    row_start, row_end = bin_bounds(corners[:, 1], corners[:, 3], out_h, map_size[0])  # (N, out_h) each
+    col_start, col_end = bin_bounds(corners[:, 0], corners[:, 2], out_w, map_size[1])  # (N, out_w) each
+    return torch.stack([col_start.amin(1), row_start.amin(1), col_end.amax(1), row_end.amax(1)],
+                       dim=1).float() * stride  # (N, 4)
+
+
+def quantization_iou(
+    proposals: Tensor, stride: int, output_size: int | tuple[int, int], map_size: tuple[int, int]
+) -> Tensor:
+    """IoU of each proposal with the region RoI pooling reads (:func:`pooled_regions`): Tensor[N].
+
+    Never quite 1: the last cell is included, so the region reaches at least half a stride beyond
+    the proposal's right and bottom sides. Lowest for small proposals, which a stride's worth of
+    rounding changes most. 0.0 for a region of zero area (never NaN).
+    """
+    regions = pooled_regions(proposals, stride, output_size, map_size)  # (N, 4)
+    # The diagonal of the pairwise IoU: N x N numbers, nothing for the few hundred proposals shown.
+    iou = box_iou(proposals.float(), regions).diagonal()  # (N,)
+    return torch.nan_to_num(iou, nan=0.0)  # 0 / 0 for a zero-area proposal on a zero-area region
+
+
+def default_proposal(
+    proposals: Tensor, stride: int, output_size: int | tuple[int, int], map_size: tuple[int, int],
+    max_side: float = SMALL_SIDE,
+) -> int:
+    """The proposal an RoI explorer opens on: a small one where the quantization shows most.
+
+    Among the proposals whose width and height are both at most ``max_side`` pixels, the one with the
+    lowest :func:`quantization_iou` (the first on ties); without such a proposal, the one with the
+    shortest longer side.
+
+    Returns:
+        An index into ``proposals`` (which must hold at least one box).
+    """
+    check_boxes(proposals, "proposals")
+    if len(proposals) == 0:
+        raise ValueError("proposals: expected at least one box, got 0")
+    check_number(max_side, "max_side", 0)
+    sides = (proposals[:, 2:] - proposals[:, :2]).float().amax(dim=1)  # (N,) the longer side
+    small = sides <= max_side
+    if not small.any():
+        return int(torch.argmin(sides))
+    iou = quantization_iou(proposals, stride, output_size, map_size)  # (N,)
+    iou = torch.where(small, iou, torch.full_like(iou, float("inf")))
+    return int(torch.argmin(iou))  # argmin returns the first of equal minima
+
+
 def _iou(box: Tensor, other: Tensor) -> float:
     if not (other[2] > other[0] and other[3] > other[1]):
         return 0.0  # nothing covered (a box off the map): no NaN
@@ -183,28 +252,23 @@ def _exact_bins(proposal: Tensor, output_size: tuple[int, int]) -> tuple[Tensor,
 
 
 def _write_values(ax: Axes, values: np.ndarray, middle: float) -> None:
-    """Write each value on its cell of an ``imshow``, with two texts per row instead of one per cell.
+    """Write each value centred on its cell of an ``imshow`` drawn with ``extent=(0, w, h, 0)``.
 
-    Text is the slowest thing matplotlib draws: about a millisecond per artist plus a tenth per
-    character on a busy laptop, so 49 texts would double a redraw. A row is written as one monospace
-    string in which each value is centred in a field of ``VALUE_WIDTH`` characters, with the font
-    size that makes a field as wide as a cell. Values on dark cells go in a white string, those on
-    bright cells in a black one (spaces elsewhere, none at either end).
+    Cell ``(i, j)`` spans ``[j, j + 1] x [i, i + 1]`` in data coordinates, so its text goes at
+    ``(j + 0.5, i + 0.5)`` with centred alignment: the position does not depend on how wide the font
+    draws a character. (Earlier versions wrote a row as one monospace string sized from an assumed
+    character width; where the font drew wider, the values drifted right and the last column
+    stayed empty.) Values on dark cells are white, on bright cells black. The font is sized so that
+    ``VALUE_WIDTH`` characters fit in a cell.
     """
     ax.apply_aspect()  # the axes' final (square-cell) size, to size the font
     rows, cols = values.shape
     cell_points = ax.get_position().width * ax.get_figure().get_figwidth() * 72 / cols
-    fontsize = min(cell_points / (VALUE_WIDTH * MONO_ADVANCE), 9.0)
+    fontsize = min(cell_points / (VALUE_WIDTH * CHAR_ADVANCE), 9.0)
     for i, row in enumerate(values):
-        fields = [_short(value).center(VALUE_WIDTH) for value in row]
-        for color, on_bright in (("black", True), ("white", False)):
-            chosen = [j for j, value in enumerate(row) if (value > middle) == on_bright]
-            if not chosen:
-                continue
-            first, last = chosen[0], chosen[-1]
-            text = "".join(fields[j] if j in chosen else " " * VALUE_WIDTH for j in range(first, last + 1))
-            ax.text(first, i + 0.5, text, ha="left", va="center", fontsize=fontsize,
-                    family="DejaVu Sans Mono", color=color)
+        for j, value in enumerate(row):
+            ax.text(j + 0.5, i + 0.5, _short(float(value)), ha="center", va="center", fontsize=fontsize,
+                    color="black" if value > middle else "white", clip_on=True)
 
 
 def _short(value: float) -> str:
@@ -234,10 +298,12 @@ class RoIPoolExplorer(Explorer):
         proposals (Tensor[N, 4]): ``xyxy`` proposals in image pixels, at least one.
         stride: image pixels per feature cell.
         output_size: bins per side (an int) or ``(out_h, out_w)``.
+        initial_proposal: the index shown first; by default :func:`default_proposal`'s choice, a
+            proposal of side <= 32 px whose RoI pool region differs most from it.
     """
 
     def __init__(self, image: Tensor, feature_map: Tensor, proposals: Tensor, stride: int = 4,
-                 output_size: int | tuple[int, int] = 7) -> None:
+                 output_size: int | tuple[int, int] = 7, initial_proposal: int | None = None) -> None:
         check_tensor(image, "image")
         if image.dim() != 3 or image.shape[0] != 3:
             raise ValueError(f"image: expected a Tensor[3, H, W], got shape {tuple(image.shape)}")
@@ -248,8 +314,13 @@ class RoIPoolExplorer(Explorer):
             raise ValueError("proposals: expected at least one box, got 0")
         self.image, self.feature_map, self.proposals = image, feature_map, proposals.float()
         self.stride, self.output_size = stride, check_pair(output_size, "output_size", low=1)
+        if initial_proposal is None:
+            initial_proposal = default_proposal(self.proposals, stride, self.output_size,
+                                                tuple(feature_map.shape[1:]))
+        check_number(initial_proposal, "initial_proposal", 0, len(proposals) - 1, integer=True)
         controls = {
-            "proposal": widgets.IntSlider(value=0, min=0, max=len(proposals) - 1, description="proposal",
+            "proposal": widgets.IntSlider(value=initial_proposal, min=0, max=len(proposals) - 1,
+                                          description="proposal",
                                           continuous_update=True, style=WIDE_LABEL),
             "method": widgets.Dropdown(options=ROI_METHODS, value="RoI pool", description="method",
                                        style=WIDE_LABEL),

@@ -43,7 +43,8 @@ def region_palette(num_colors: int, seed: int = 0) -> np.ndarray:
 def ranked_proposals(hierarchy: Hierarchy, seed: int = 0) -> Tensor:
     """The boxes of every region of one hierarchy, ranked as in Section 6.1 of the paper, no duplicates.
 
-    The same ranking ``selective_search`` applies to each of its hierarchies before merging them.
+    The paper's ranking (``selective_search(..., ranking="paper")``), which the explorer teaches;
+    ``selective_search``'s default ranks by objectness instead (see its module docstring).
 
     Returns:
         ``Tensor[N, 4]`` float32 xyxy, best-ranked first.

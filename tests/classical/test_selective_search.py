@@ -14,6 +14,7 @@ import torch
 
 from course_lib.classical.selective_search import (
     MODES,
+    demote_near_duplicates,
     hierarchy_rank,
     rank_and_deduplicate,
     selective_search,
@@ -91,6 +92,43 @@ def test_ranking_follows_the_hierarchy_and_removes_duplicates():
     assert kept.tolist() == [[0, 0, 2, 2], [1, 1, 3, 3]]  # the best-ranked copy comes first
 
 
+def three_squares_image():
+    """Three flat squares of distinct colours on a noisy grey background, and their boxes."""
+    image = np.random.default_rng(0).normal(128, 12, (96, 96, 3)).clip(0, 255).astype(np.uint8)
+    objects = {(10, 12, 30, 36): (220, 40, 40), (50, 8, 62, 20): (40, 200, 60),
+               (40, 50, 84, 88): (40, 60, 210)}
+    for (x1, y1, x2, y2), colour in objects.items():
+        image[y1:y2, x1:x2] = colour
+    return image, set(objects)
+
+
+def test_objectness_ranking_puts_distinct_objects_first_whatever_the_seed():
+    # Each square is absorbed into the background at a low colour similarity and fills its box:
+    # the three come right after the whole image. The paper's position * RND ranking scatters them.
+    image, objects = three_squares_image()
+    for seed in range(4):
+        assert objects <= boxes_as_set(selective_search(image, "fast", seed=seed)[:4])
+        assert not objects <= boxes_as_set(selective_search(image, "fast", seed=seed, ranking="paper")[:4])
+
+
+def test_near_duplicates_have_their_rank_multiplied():
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30], [0, 0, 10, 12],
+                          [20, 20, 40, 40.0]])
+    ranks = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    # IoU with box 0: 10/11 and 10/12 (> 0.7); box 4 overlaps box 2 with IoU 1/4 only.
+    assert demote_near_duplicates(boxes, ranks, 0.7, 2.0).tolist() == [1.0, 4.0, 3.0, 8.0, 5.0]
+    assert demote_near_duplicates(boxes, ranks, 0.95, 2.0).tolist() == ranks.tolist()  # none that close
+    # Box 3 is compared with the kept boxes only: with 0.85, box 1 (10/11) is demoted, box 3 (10/12)
+    # is not, although it overlaps box 1 with IoU 11/12.
+    assert demote_near_duplicates(boxes, ranks, 0.85, np.inf).tolist() == [1.0, np.inf, 3.0, 4.0, 5.0]
+
+
+def test_ranking_keeps_the_same_boxes_as_the_papers(scene):
+    ours = selective_search(scene.image, "fast")
+    assert boxes_as_set(ours) == boxes_as_set(selective_search(scene.image, "fast", ranking="paper"))
+    assert len(boxes_as_set(ours)) == len(ours)
+
+
 # ----------------------------------------------------------------------------- invariants
 
 
@@ -153,8 +191,10 @@ def test_oracle_recall_against_opencv_on_a_few_scenes():
         gt.append(torch.from_numpy(scene.boxes))
     ours_recall, their_recall = proposal_recall(ours, gt), proposal_recall(theirs, gt)
     assert ours_recall[500] >= their_recall[500] > 0.5
-    # OpenCV ranks with an unseeded rand(): compare at counts above its ~75 proposals per image.
-    assert ours_recall[200] >= their_recall[200] - 0.05
+    # OpenCV ranks with an unseeded rand(), hence the margin; at 10 and 50 proposals its recall
+    # on these scenes ranges over about 0.1 from run to run.
+    for count in (10, 50, 200):
+        assert ours_recall[count] >= their_recall[count] - 0.05, count
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -188,6 +228,8 @@ def test_bad_options_list_the_valid_ones():
     image = two_colour_image()
     with pytest.raises(ValueError, match="'single', 'fast', 'quality'"):
         selective_search(image, mode="slow")
+    with pytest.raises(ValueError, match="'objectness', 'paper'"):
+        selective_search(image, ranking="random")
     with pytest.raises(TypeError, match="seed"):
         selective_search(image, seed=0.5)
     with pytest.raises(ValueError, match="subset of 'CTSF'"):

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import course_lib.roi
-from course_lib.widgets.roi import ROI_METHODS, RoIPoolExplorer, _short, roi_view
+from course_lib._checks import check_pair
+from course_lib.widgets.roi import (
+    ROI_METHODS,
+    RoIPoolExplorer,
+    _short,
+    default_proposal,
+    pooled_regions,
+    quantization_iou,
+    roi_view,
+)
 
 STATUS = re.compile(
     r"proposal (\d+) of (\d+) · (RoI pool|RoIAlign) · 7x7 bins .*covered region IoU (\d\.\d\d)")
@@ -214,3 +223,77 @@ IMAGE, MAP, BOX = torch.rand(3, 64, 64), torch.rand(6, 16, 16), torch.tensor([[0
 def test_explorer_rejects_bad_input(arguments, match):
     with pytest.raises(ValueError, match=match):
         RoIPoolExplorer(*arguments)
+
+
+# --- regression: "the pooled values drift to the wrong cells and the last column is empty" --------
+@pytest.mark.parametrize("output_size", [7, (3, 5), 2])
+def test_pooled_values_are_written_centred_in_their_own_cells(output_size):
+    explorer, _, _ = _explorer()
+    explorer.controls["proposal"].value = 1
+    explorer.output_size = check_pair(output_size, "output_size")
+    explorer.update()
+    pooled_ax, pooled = explorer.axes[2], explorer.result["pooled"]
+    out_h, out_w = pooled.shape
+    renderer = explorer.figure.canvas.get_renderer()
+    cells = {}
+    for text in pooled_ax.texts:
+        x, y = text.get_position()
+        i, j = int(y), int(x)
+        assert (i + 0.25 < y < i + 0.75) and (j + 0.25 < x < j + 0.75), (text.get_text(), x, y)
+        assert (i, j) not in cells, f"two texts in cell {(i, j)}"
+        cells[(i, j)] = text.get_text()
+        # Where it is really drawn: the rendered text lies inside its cell on screen.
+        extent = text.get_window_extent(renderer)
+        (left, top), (right, bottom) = pooled_ax.transData.transform([(j, i), (j + 1, i + 1)])
+        assert left - 0.5 <= extent.x0 and extent.x1 <= right + 0.5, (text.get_text(), extent, left, right)
+        assert bottom - 0.5 <= extent.y0 and extent.y1 <= top + 0.5, (text.get_text(), extent, bottom, top)
+    assert set(cells) == {(i, j) for i in range(out_h) for j in range(out_w)}, "one text per cell"
+    assert all(cells[(i, out_w - 1)] for i in range(out_h)), "the last column is written"
+    assert all(cells[(i, j)] == _short(float(pooled[i, j])) for i, j in cells)
+
+
+def test_quantization_iou_matches_roi_view():
+    feature_map, _ = _random_case(0)
+    _, _, proposals = _explorer(num_proposals=12)
+    iou = quantization_iou(proposals, 4, 7, (16, 16))
+    regions = pooled_regions(proposals, 4, 7, (16, 16))
+    for index, proposal in enumerate(proposals):
+        view = roi_view(64, feature_map, proposal, 4, 7, "RoI pool", 0)
+        assert torch.equal(regions[index], view["covered_box"])
+        assert iou[index].item() == pytest.approx(view["covered_iou"], abs=1e-6)
+    # On the cell grid, still not exact: cells 1..3 and 2..4 both ends included, 12 x 12 px read for 8 x 8.
+    on_grid = torch.tensor([[4.0, 8, 12, 16]])
+    assert pooled_regions(on_grid, 4, 7, (16, 16)).tolist() == [[4, 8, 16, 20]]
+    assert quantization_iou(on_grid, 4, 7, (16, 16)).item() == pytest.approx(64 / 144)
+    off_the_map = torch.tensor([[80.0, 80, 90, 90]])
+    assert quantization_iou(off_the_map, 4, 7, (16, 16)).tolist() == [0.0]
+    assert quantization_iou(torch.zeros(0, 4), 4, 7, (16, 16)).shape == (0,)
+
+
+def test_default_proposal_is_small_with_the_worst_quantization():
+    proposals = torch.tensor([[0.0, 0, 40, 40],  # large, on the grid
+                              [2.0, 2, 10, 10],  # small, reads [4, 16]^2: IoU 36 / 172 = 0.21
+                              [4.0, 4, 12, 12],  # small, reads [4, 16]^2: IoU 64 / 144 = 0.44
+                              [1.0, 1, 60, 61]])  # large: excluded, however low its IoU
+    assert default_proposal(proposals, 4, 7, (16, 16)) == 1
+    assert default_proposal(proposals[[0, 3]], 4, 7, (16, 16)) == 0  # none small: the smallest
+    with pytest.raises(ValueError, match="expected at least one box, got 0"):
+        default_proposal(torch.zeros(0, 4), 4, 7, (16, 16))
+
+
+def test_explorer_opens_on_a_small_proposal():
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(3, 128, 128, generator=generator)
+    feature_map = torch.randn(4, 32, 32, generator=generator)
+    corner = torch.rand(30, 2, generator=generator) * 60
+    proposals = torch.cat([corner, corner + 6 + torch.rand(30, 2, generator=generator) * 60], 1)
+    explorer = RoIPoolExplorer(image, feature_map, proposals, stride=4)
+    index = explorer.controls["proposal"].value
+    sides = proposals[:, 2:] - proposals[:, :2]
+    assert sides[index].max() <= 32 and _status(explorer)[0] == str(index)
+    iou = quantization_iou(proposals, 4, 7, (32, 32))
+    small = (sides <= 32).all(dim=1)
+    assert iou[index] == iou[small].min() and iou[index] < 1
+    assert RoIPoolExplorer(image, feature_map, proposals, initial_proposal=3).controls["proposal"].value == 3
+    with pytest.raises(ValueError, match=r"initial_proposal: expected a value in \[0, 29\], got 30"):
+        RoIPoolExplorer(image, feature_map, proposals, initial_proposal=30)

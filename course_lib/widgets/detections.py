@@ -1,0 +1,401 @@
+"""Explorer for chapter 8: what goes wrong in R-CNN, Fast R-CNN and Faster R-CNN's detections.
+
+AP says how good a detector is, not what it gets wrong. ``detections_view`` sorts the detections
+of one image that pass a score threshold into the error categories of
+``course_lib.metrics.error_categories`` (correct, duplicate, localization, wrong class,
+background; after Hoiem et al. 2012 and TIDE) and finds the objects no detection matched
+(missed); ``DetectionsExplorer`` puts the ground truth and one detector's boxes side by side,
+each box in its category's colour (``CATEGORY_COLORS``).
+
+The detectors score on different scales: R-CNN's scores are SVM margins (negative below the
+decision boundary), Fast and Faster R-CNN's are softmax probabilities. The threshold slider
+therefore takes the range of the selected detector's scores (``score_range``), and remembers the
+value last used with each detector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import torch
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from torch import Tensor
+
+from course_lib._checks import check_boxes, check_choice, check_number, check_scores, check_tensor
+from course_lib.boxes import box_iou
+from course_lib.data import CLASSES
+from course_lib.metrics import error_breakdown, error_categories
+from course_lib.metrics.errors import ERROR_CATEGORIES
+from course_lib.plotting import draw_boxes, show_image
+from course_lib.widgets.base import WIDE_LABEL, Explorer
+
+# Okabe-Ito colours (told apart with colour-blindness too); a missed object is drawn dashed.
+CATEGORY_COLORS = {
+    "correct": "#009E73",  # bluish green
+    "duplicate": "#56B4E9",  # sky blue
+    "localization": "#E69F00",  # orange
+    "wrong class": "#CC79A7",  # reddish purple
+    "background": "#D55E00",  # vermillion
+    "missed": "#F0E442",  # yellow, dashed
+}
+MAX_TAGS = 12  # text is the slowest thing matplotlib draws: tag the best-scored boxes only
+# A tag's size as a fraction of the image it is drawn on (9-point text on a 4-inch panel at 100 dpi):
+# used to keep tags apart.
+TAG_HEIGHT, TAG_CHAR_WIDTH = 0.04, 0.016
+SCORE_STEP = 0.05  # the threshold slider's step, and the grid its bounds are rounded to
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``"4 correct · 1 localization · 2 missed"``: the correct count, then the non-zero others."""
+    parts = [f"{counts['correct']} correct"]
+    parts += [f"{counts[name]} {name}" for name in (*ERROR_CATEGORIES[1:], "missed") if counts[name]]
+    return " · ".join(parts)
+
+
+def _wrap(text: str, width: int = 48, separator: str = " · ") -> str:
+    """``text`` on lines of at most ``width`` characters, broken after a separator."""
+    lines = [""]
+    for part in text.split(separator):
+        if lines[-1] and len(lines[-1]) + len(separator) + len(part) > width:
+            lines.append(part)
+        else:
+            lines[-1] = f"{lines[-1]}{separator}{part}" if lines[-1] else part
+    return "\n".join(lines)
+
+
+def matched_ground_truths(prediction: dict[str, Tensor], target: dict[str, Tensor],
+                          categories: Sequence[str | None]) -> Tensor:
+    """Which ground truths the ``"correct"`` detections took: bool Tensor[M] (False = missed).
+
+    Replays the matching of ``course_lib.metrics.error_categories`` for the correct detections
+    only (the others take no object): best score first, ties in input order, each takes the free
+    object of its class with the highest IoU, ties to the later object, as COCO.
+
+    Args:
+        prediction: ``boxes`` (Tensor[N, 4]), ``scores`` (Tensor[N]), ``labels`` (Tensor[N]).
+        target: ``boxes`` (Tensor[M, 4]) and ``labels`` (Tensor[M]).
+        categories: ``error_categories(prediction, target, ...)``, one per detection.
+    """
+    gt_boxes, gt_labels = target["boxes"], target["labels"].cpu()
+    if len(categories) != len(prediction["boxes"]):
+        raise ValueError(f"categories: expected {len(prediction['boxes'])} (one per detection), "
+                         f"got {len(categories)}")
+    matched = torch.zeros(len(gt_boxes), dtype=torch.bool)
+    correct = [i for i, category in enumerate(categories) if category == "correct"]
+    if not correct:
+        return matched
+    scores = prediction["scores"].detach().cpu().double().numpy()
+    order = sorted(correct, key=lambda i: -scores[i])  # stable: ties keep the input order
+    iou = box_iou(prediction["boxes"].detach().cpu().double(), gt_boxes.detach().cpu().double())  # (N, M)
+    for i in order:
+        free = (gt_labels == prediction["labels"][i].cpu()) & ~matched  # (M,)
+        candidates = torch.where(free, iou[i], torch.tensor(-1.0, dtype=iou.dtype))  # (M,)
+        best = len(gt_boxes) - 1 - int(torch.argmax(candidates.flip(0)))  # ties -> the later object
+        matched[best] = True
+    return matched
+
+
+def tags_apart(boxes: Tensor, tags: Sequence[str], image_size: tuple[int, int],
+               max_tags: int = MAX_TAGS) -> Tensor:
+    """Which boxes get their tag: in order, each whose tag does not cover a tag placed before it.
+
+    A tag sits above its box's top-left corner (``course_lib.plotting.draw_boxes``); its size is
+    estimated from the image size (``TAG_HEIGHT``, ``TAG_CHAR_WIDTH``). Near-duplicate boxes of a
+    detector share a corner, and their tags would be drawn on top of each other.
+
+    Args:
+        boxes (Tensor[K, 4]): ``xyxy`` boxes, the one whose tag matters most first.
+        tags: their tag texts.
+        image_size: ``(H, W)`` of the image they are drawn on.
+        max_tags: at most this many tags.
+
+    Returns:
+        bool Tensor[K].
+    """
+    height, width = image_size
+    placed: list[tuple[float, float, float, float]] = []
+    tagged = torch.zeros(len(boxes), dtype=torch.bool)
+    for index, ((x1, y1, _, _), tag) in enumerate(zip(boxes.tolist(), tags, strict=True)):
+        rect = (x1, y1 - TAG_HEIGHT * height, x1 + TAG_CHAR_WIDTH * width * len(tag), y1)
+        if len(placed) < max_tags and not any(
+            rect[0] < other[2] and other[0] < rect[2] and rect[1] < other[3] and other[1] < rect[3]
+            for other in placed
+        ):
+            placed.append(rect)
+            tagged[index] = True
+    return tagged
+
+
+def detections_view(
+    image: Tensor,
+    target: dict[str, Tensor],
+    prediction: dict[str, Tensor],
+    score_threshold: float,
+    iou_threshold: float = 0.5,
+    background_iou: float = 0.1,
+    class_names: Sequence[str] = CLASSES,
+) -> dict[str, Any]:
+    """What the detections figure shows: the detections above a threshold, each with its error category.
+
+    Args:
+        image (Tensor[3, H, W]): the image, floats in [0, 1].
+        target: ``boxes`` (Tensor[M, 4] xyxy) and ``labels`` (int Tensor[M]).
+        prediction: ``boxes`` (Tensor[N, 4] xyxy), ``scores`` (Tensor[N]) and ``labels``
+            (int Tensor[N]), a torchvision-style detector's output for ``image``.
+        score_threshold: detections scored at least this are shown and judged.
+        iou_threshold, background_iou: as in ``course_lib.metrics.error_categories``.
+        class_names: ``class_names[label]`` names a class in the tags.
+
+    Returns:
+        dict with ``image``; ``gt_boxes`` (Tensor[M, 4]), ``gt_labels``, ``gt_tags`` (class
+        names); ``kept`` (int64 Tensor[K], the detections scored >= ``score_threshold``, best
+        first, ties in input order), and for those ``boxes`` (Tensor[K, 4]), ``scores``,
+        ``labels``, ``categories`` (list of K str), ``tags`` (``"circle 0.87"``),
+        ``tagged`` (bool Tensor[K], the tags drawn: :func:`tags_apart`) and ``colors``;
+        ``missed`` (bool Tensor[M]); ``counts`` (as ``error_breakdown`` on this one image) and
+        ``counts_text``; ``num_detections`` (N), ``score_threshold``, ``iou_threshold``,
+        ``background_iou``.
+    """
+    check_tensor(image, "image")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image: expected a Tensor[3, H, W], got shape {tuple(image.shape)}")
+    check_number(score_threshold, "score_threshold")
+    # error_categories checks the dicts, the boxes, scores, labels and both IoU thresholds.
+    categories = error_categories(prediction, target, iou_threshold, background_iou, score_threshold)
+    counts = error_breakdown([prediction], [target], iou_threshold, background_iou, score_threshold)
+    scores = prediction["scores"].detach().cpu()
+    judged = torch.tensor([category is not None for category in categories], dtype=torch.bool)
+    kept = judged.nonzero().flatten()  # (K,) in input order
+    kept = kept[torch.sort(scores[kept].double(), descending=True, stable=True).indices]  # best first
+    labels = prediction["labels"].detach().cpu()[kept]  # (K,)
+    kept_scores = scores[kept]  # (K,)
+    kept_categories = [categories[i] for i in kept.tolist()]
+    gt_labels = target["labels"].detach().cpu()
+    boxes = prediction["boxes"].detach().cpu()[kept]  # (K, 4)
+    tags = [f"{_class_name(label, class_names)} {score:.2f}"
+            for label, score in zip(labels.tolist(), kept_scores.tolist(), strict=True)]
+    return {
+        "image": image,
+        "gt_boxes": target["boxes"].detach().cpu(),
+        "gt_labels": gt_labels,
+        "gt_tags": [_class_name(label, class_names) for label in gt_labels.tolist()],
+        "kept": kept,
+        "boxes": boxes,
+        "scores": kept_scores,
+        "labels": labels,
+        "categories": kept_categories,
+        "tags": tags,
+        "tagged": tags_apart(boxes, tags, tuple(image.shape[-2:])),
+        "colors": [CATEGORY_COLORS[category] for category in kept_categories],
+        "missed": ~matched_ground_truths(prediction, target, categories),
+        "counts": counts,
+        "counts_text": counts_text(counts),
+        "num_detections": len(categories),
+        "score_threshold": float(score_threshold),
+        "iou_threshold": float(iou_threshold),
+        "background_iou": float(background_iou),
+    }
+
+
+def score_range(predictions: Sequence[dict[str, Tensor]], step: float = SCORE_STEP) -> tuple[float, float]:
+    """The range a threshold slider needs for one detector's scores.
+
+    Probabilities (every score in [0, 1], or no detections at all) give ``(0.0, 1.0)``; other
+    scores, such as R-CNN's SVM margins, give their minimum and maximum widened to multiples of
+    ``step``.
+
+    Args:
+        predictions: one detector's outputs, each with ``scores`` (Tensor[N]).
+        step: the grid the bounds are rounded to, > 0.
+
+    Returns:
+        ``(low, high)`` with ``low < high``.
+    """
+    check_number(step, "step", low=1e-9)
+    scores = torch.cat([prediction["scores"].detach().cpu().double().flatten() for prediction in predictions]
+                       + [torch.zeros(0, dtype=torch.float64)])
+    if scores.numel() == 0 or (scores.min() >= 0 and scores.max() <= 1):
+        return 0.0, 1.0
+    # Rounded first: a float32 1.2 is 1.2000000477, which should not widen the range to 1.25.
+    low = math.floor(round(float(scores.min()) / step, 4)) * step
+    high = math.ceil(round(float(scores.max()) / step, 4)) * step
+    if high <= low:
+        high = low + step
+    return round(low, 6), round(high, 6)
+
+
+def _class_name(label: int, class_names: Sequence[str]) -> str:
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
+def _check_records(records: Any, keys: tuple[str, ...], num_images: int, name: str) -> None:
+    """``records`` is a list of ``num_images`` dicts holding ``keys``, with matching lengths."""
+    if not isinstance(records, list | tuple):
+        raise TypeError(f"{name}: expected a list of dicts, got {type(records).__name__}")
+    if len(records) != num_images:
+        raise ValueError(f"{name}: expected {num_images} entries (one per image), got {len(records)}")
+    for index, record in enumerate(records):
+        where = f"{name}[{index}]"
+        if not isinstance(record, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(record).__name__}")
+        missing = [key for key in keys if key not in record]
+        if missing:
+            raise ValueError(f"{where}: expected keys {list(keys)}, got {sorted(record)}")
+        boxes = check_boxes(record["boxes"], f"{where}['boxes']", allow_integer=True)
+        for key in keys[1:]:
+            check_scores(record[key], len(boxes), f"{where}[{key!r}]")
+
+
+class DetectionsExplorer(Explorer):
+    """Compare detectors on the same scenes: which of their boxes are right, and what the others are.
+
+    Left: the ground truth with class names. Right: the selected detector's detections scored at
+    least the threshold, each in the colour of its error category (legend under the panels),
+    tagged with class and score; the objects no detection found, dashed. The right panel's title
+    counts each category ("4 correct · 1 localization · 2 missed").
+
+    Controls: ``scene`` (the image), ``detector`` (one button per detector) and
+    ``score_threshold`` ("score ≥"; its range follows the selected detector's scores, see
+    :func:`score_range`, and it remembers the value last used with each detector).
+
+    Args:
+        images: list of Tensor[3, H, W], floats in [0, 1].
+        targets: per image, ``boxes`` (Tensor[M, 4] xyxy) and ``labels`` (int Tensor[M]).
+        detections: detector name -> its outputs, per image (``boxes``, ``scores``, ``labels``).
+        class_names: names of the labels, index 0 the background.
+        thresholds: detector name -> the threshold it starts at. Default: 0.5 for probabilities,
+            0.0 (the SVM's decision boundary) for scores outside [0, 1].
+        detector: the detector shown first (default: the first one).
+        iou_threshold, background_iou: as in ``course_lib.metrics.error_categories``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Tensor],
+        targets: Sequence[dict[str, Tensor]],
+        detections: dict[str, Sequence[dict[str, Tensor]]],
+        class_names: Sequence[str] = CLASSES,
+        thresholds: dict[str, float] | None = None,
+        detector: str | None = None,
+        iou_threshold: float = 0.5,
+        background_iou: float = 0.1,
+    ) -> None:
+        if not isinstance(images, list | tuple) or not images:
+            raise ValueError(f"images: expected a non-empty list of Tensor[3, H, W], got {images!r:.60}")
+        for index, image in enumerate(images):
+            check_tensor(image, f"images[{index}]")
+            if image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(f"images[{index}]: expected a Tensor[3, H, W], "
+                                 f"got shape {tuple(image.shape)}")
+        _check_records(targets, ("boxes", "labels"), len(images), "targets")
+        if not isinstance(detections, dict) or not detections:
+            raise ValueError(f"detections: expected a non-empty dict name -> predictions, "
+                             f"got {detections!r:.60}")
+        for name, predictions in detections.items():
+            _check_records(predictions, ("boxes", "scores", "labels"), len(images), f"detections[{name!r}]")
+        names = tuple(detections)
+        thresholds = dict(thresholds or {})
+        for name, value in thresholds.items():
+            check_choice(name, names, "thresholds")
+            check_number(value, f"thresholds[{name!r}]")
+        detector = names[0] if detector is None else check_choice(detector, names, "detector")
+        check_number(iou_threshold, "iou_threshold", 0.0, 1.0)
+        check_number(background_iou, "background_iou", 0.0, iou_threshold)
+
+        self.images, self.targets, self.detections = list(images), list(targets), dict(detections)
+        self.class_names, self.iou_threshold, self.background_iou = class_names, iou_threshold, background_iou
+        self.score_ranges: dict[str, tuple[float, float]] = {}
+        self.thresholds: dict[str, float] = {}  # the value last used with each detector
+        for name in names:
+            low, high = score_range(detections[name])
+            probabilities = (low, high) == (0.0, 1.0)
+            value = float(thresholds.get(name, 0.5 if probabilities else 0.0))
+            self.score_ranges[name] = (min(low, value), max(high, value))
+            self.thresholds[name] = value
+        self._slider_detector = detector  # whose range and value the threshold slider holds
+        low, high = self.score_ranges[detector]
+        controls = {
+            "scene": widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="scene",
+                                       continuous_update=True, style=WIDE_LABEL),
+            "detector": widgets.ToggleButtons(options=names, value=detector, description="detector",
+                                              style=WIDE_LABEL),
+            "score_threshold": widgets.FloatSlider(
+                value=self.thresholds[detector], min=low, max=high, step=SCORE_STEP, description="score ≥",
+                readout_format=".2f", continuous_update=True, style=WIDE_LABEL,
+            ),
+        }
+        # A photo: a 256-colour PNG is several times smaller.
+        super().__init__(controls, num_axes=2, figsize=(9.0, 5.0), dpi=100, caption=self._caption(),
+                         palette=True)
+        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.13, top=0.85, wspace=0.04)
+        right = self.axes[1].get_position()
+        self.figure.legend(  # under the right panel, drawn once: a figure legend survives clear_axes
+            handles=[Line2D([], [], color=color, linewidth=2.5, linestyle="--" if name == "missed" else "-",
+                            label=name) for name, color in CATEGORY_COLORS.items()],
+            loc="lower center", bbox_to_anchor=((right.x0 + right.x1) / 2, 0.0), ncol=3, fontsize=10,
+            frameon=False, handlelength=1.8, columnspacing=1.2, borderaxespad=0.2,
+        )
+        self.update()
+
+    def _caption(self) -> str:
+        iou, background = self.iou_threshold, self.background_iou
+        return (
+            "<div style='font-size: 0.9em'>A detection is <b>correct</b> with IoU ≥ "
+            f"{iou:g} on an object of its class that no better-scored box took, a <b>duplicate</b> "
+            f"when that object was taken, a <b>localization</b> error with IoU in [{background:g}, "
+            f"{iou:g}) on its class, a <b>wrong class</b> with IoU ≥ {background:g} on another "
+            f"class, <b>background</b> below IoU {background:g} on everything. Dashed: "
+            "<b>missed</b> objects, found by no correct detection.</div>"
+        )
+
+    def compute(self, scene: int, detector: str, score_threshold: float) -> dict[str, Any]:
+        # Slider floats such as 0.35000000000000003 are rounded so a threshold reads as it shows.
+        view = detections_view(self.images[scene], self.targets[scene], self.detections[detector][scene],
+                               round(score_threshold, 4), self.iou_threshold, self.background_iou,
+                               self.class_names)
+        return {**view, "scene": scene, "detector": detector}
+
+    def sync_controls(self, result: dict[str, Any]) -> bool:
+        if result["detector"] == self._slider_detector:
+            return False
+        slider = self.controls["score_threshold"]
+        self.thresholds[self._slider_detector] = slider.value  # back to it later, back to this value
+        low, high = self.score_ranges[result["detector"]]
+        value = self.thresholds[result["detector"]]
+        with slider.hold_sync():
+            # Widen first, so that neither bound nor the value is ever clamped on the way.
+            slider.min, slider.max = min(slider.min, low), max(slider.max, high)
+            slider.value = value
+            slider.min, slider.max = low, high
+        self._slider_detector = result["detector"]
+        return True
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        truth_ax, detections_ax = ax
+        show_image(truth_ax, result["image"])
+        draw_boxes(truth_ax, result["gt_boxes"], labels=result["gt_labels"], class_names=self.class_names,
+                   max_tags=MAX_TAGS)
+        truth_ax.set_title(f"ground truth · scene {result['scene']}\n{len(result['gt_boxes'])} objects",
+                           fontsize=11)
+        show_image(detections_ax, result["image"])
+        draw_boxes(detections_ax, result["gt_boxes"][result["missed"]], color=CATEGORY_COLORS["missed"],
+                   linestyle="--", linewidth=2)
+        tagged = result["tagged"]
+        for with_tag in (False, True):  # tagged boxes on top, worst score first so the best ends on top
+            index = torch.nonzero(tagged == with_tag).flatten().flip(0)
+            tags = {"labels": result["labels"][index], "scores": result["scores"][index],
+                    "class_names": self.class_names} if with_tag else {}
+            colors = [result["colors"][i] for i in index.tolist()]
+            draw_boxes(detections_ax, result["boxes"][index], color=colors, **tags)
+        detections_ax.set_title(f"{result['detector']} · score ≥ {result['score_threshold']:.2f}\n"
+                                f"{_wrap(result['counts_text'])}", fontsize=11)
+
+    def summary(self, result: dict[str, Any]) -> str:
+        return (f"scene {result['scene']} · {result['detector']}: {len(result['kept'])} of "
+                f"{result['num_detections']} detections scored ≥ {result['score_threshold']:.2f} · "
+                f"{result['counts_text']}")
+
