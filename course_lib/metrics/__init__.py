@@ -17,7 +17,7 @@ from course_lib.metrics.average_precision import (
 )
 from course_lib.metrics.coco import coco_evaluate, evaluate_detections, per_class_ap, pr_curves, to_coco
 from course_lib.metrics.cocoeval import STAT_NAMES
-from course_lib.metrics.errors import error_breakdown, error_categories, f1_threshold
+from course_lib.metrics.errors import error_breakdown, error_categories, f1_threshold, missed_objects
 from course_lib.metrics.proposals import best_overlaps, mabo, proposal_recall
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "evaluate_detections",
     "f1_threshold",
     "mabo",
+    "missed_objects",
     "match_detections",
     "per_class_ap",
     "pr_curves",

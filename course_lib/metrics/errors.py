@@ -45,7 +45,7 @@ from course_lib.boxes import box_iou
 
 ERROR_CATEGORIES = ("correct", "duplicate", "localization", "wrong class", "background")
 
-__all__ = ["error_breakdown", "error_categories", "f1_threshold"]
+__all__ = ["error_breakdown", "error_categories", "f1_threshold", "missed_objects"]
 
 
 def error_categories(
@@ -74,6 +74,24 @@ def error_categories(
     categories, _ = _judge(prediction, target, "prediction", "target", iou_threshold, background_iou,
                            score_threshold)
     return categories
+
+
+def missed_objects(
+    prediction: dict[str, Tensor],
+    target: dict[str, Tensor],
+    iou_threshold: float = 0.5,
+    background_iou: float = 0.1,
+    score_threshold: float = 0.0,
+) -> Tensor:
+    """Which objects of one image no detection found: bool Tensor[M], True = missed.
+
+    The same matching as :func:`error_categories` (arguments as there): an object is found when a
+    ``"correct"`` detection took it.
+    """
+    _check_thresholds(iou_threshold, background_iou, score_threshold)
+    _, gt_matched = _judge(prediction, target, "prediction", "target", iou_threshold, background_iou,
+                           score_threshold)
+    return ~torch.as_tensor(np.asarray(gt_matched, dtype=bool))
 
 
 def error_breakdown(

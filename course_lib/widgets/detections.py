@@ -26,9 +26,8 @@ from matplotlib.lines import Line2D
 from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number, check_scores, check_tensor
-from course_lib.boxes import box_iou
 from course_lib.data import CLASSES
-from course_lib.metrics import error_breakdown, error_categories
+from course_lib.metrics import error_breakdown, error_categories, missed_objects
 from course_lib.metrics.errors import ERROR_CATEGORIES
 from course_lib.plotting import draw_boxes, show_image
 from course_lib.widgets.base import WIDE_LABEL, Explorer
@@ -65,38 +64,6 @@ def _wrap(text: str, width: int = 48, separator: str = " · ") -> str:
         else:
             lines[-1] = f"{lines[-1]}{separator}{part}" if lines[-1] else part
     return "\n".join(lines)
-
-
-def matched_ground_truths(prediction: dict[str, Tensor], target: dict[str, Tensor],
-                          categories: Sequence[str | None]) -> Tensor:
-    """Which ground truths the ``"correct"`` detections took: bool Tensor[M] (False = missed).
-
-    Replays the matching of ``course_lib.metrics.error_categories`` for the correct detections
-    only (the others take no object): best score first, ties in input order, each takes the free
-    object of its class with the highest IoU, ties to the later object, as COCO.
-
-    Args:
-        prediction: ``boxes`` (Tensor[N, 4]), ``scores`` (Tensor[N]), ``labels`` (Tensor[N]).
-        target: ``boxes`` (Tensor[M, 4]) and ``labels`` (Tensor[M]).
-        categories: ``error_categories(prediction, target, ...)``, one per detection.
-    """
-    gt_boxes, gt_labels = target["boxes"], target["labels"].cpu()
-    if len(categories) != len(prediction["boxes"]):
-        raise ValueError(f"categories: expected {len(prediction['boxes'])} (one per detection), "
-                         f"got {len(categories)}")
-    matched = torch.zeros(len(gt_boxes), dtype=torch.bool)
-    correct = [i for i, category in enumerate(categories) if category == "correct"]
-    if not correct:
-        return matched
-    scores = prediction["scores"].detach().cpu().double().numpy()
-    order = sorted(correct, key=lambda i: -scores[i])  # stable: ties keep the input order
-    iou = box_iou(prediction["boxes"].detach().cpu().double(), gt_boxes.detach().cpu().double())  # (N, M)
-    for i in order:
-        free = (gt_labels == prediction["labels"][i].cpu()) & ~matched  # (M,)
-        candidates = torch.where(free, iou[i], torch.tensor(-1.0, dtype=iou.dtype))  # (M,)
-        best = len(gt_boxes) - 1 - int(torch.argmax(candidates.flip(0)))  # ties -> the later object
-        matched[best] = True
-    return matched
 
 
 def tags_apart(boxes: Tensor, tags: Sequence[str], image_size: tuple[int, int],
@@ -191,7 +158,7 @@ def detections_view(
         "tags": tags,
         "tagged": tags_apart(boxes, tags, tuple(image.shape[-2:])),
         "colors": [CATEGORY_COLORS[category] for category in kept_categories],
-        "missed": ~matched_ground_truths(prediction, target, categories),
+        "missed": missed_objects(prediction, target, iou_threshold, background_iou, score_threshold),
         "counts": counts,
         "counts_text": counts_text(counts),
         "num_detections": len(categories),

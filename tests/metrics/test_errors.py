@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from course_lib.boxes import box_iou
-from course_lib.metrics import error_breakdown, error_categories, f1_threshold, match_detections, to_coco
+from course_lib.metrics import (
+    error_breakdown,
+    error_categories,
+    f1_threshold,
+    match_detections,
+    missed_objects,
+    to_coco,
+)
 from course_lib.references import pycocotools_eval
 
 GT = [0.0, 0.0, 10.0, 10.0]  # one object of class 1, area 100
@@ -351,3 +358,13 @@ def test_f1_threshold_of_nothing_keeps_nothing():
     assert f1_threshold([prediction([], [])], [target([GT], [1])]) == (float("inf"), 0.0)
     with pytest.raises(ValueError, match="one prediction per target"):
         f1_threshold([prediction([GT], [1])], [])
+
+
+def test_missed_objects_marks_the_objects_no_correct_detection_took():
+    # Two class-1 objects; the detection overlaps the second more (IoU 0.9 vs 0.6): it takes that one.
+    tgt = {"boxes": torch.tensor([[0.0, 0, 10, 10], [2, 0, 12, 10]]), "labels": torch.tensor([1, 1])}
+    pred = prediction([[3.0, 0, 12, 10]], [1], [0.9])
+    assert missed_objects(pred, tgt).tolist() == [True, False]
+    assert missed_objects(pred, tgt, score_threshold=0.95).tolist() == [True, True]
+    assert int(missed_objects(pred, tgt).sum()) == breakdown(pred, tgt)["missed"]
+    assert missed_objects(prediction([], []), target([], [])).shape == (0,)

@@ -17,7 +17,6 @@ from course_lib.widgets.detections import (
     DetectionsExplorer,
     counts_text,
     detections_view,
-    matched_ground_truths,
     score_range,
     tags_apart,
 )
@@ -107,17 +106,6 @@ def test_view_equals_the_metrics(seed, score_threshold, iou_threshold):
     assert all(before[i] == category for i, category in zip(higher["kept"].tolist(), higher["categories"],
                                                             strict=True))
     assert (higher["missed"] | ~view["missed"]).all()  # a missed object stays missed
-
-
-def test_matched_ground_truths_takes_the_best_free_object_of_the_class():
-    # Two class-1 objects; the detection overlaps the second more (IoU 0.9 vs 0.6), it takes that one.
-    target = {"boxes": torch.tensor([[0.0, 0, 10, 10], [2, 0, 12, 10]]), "labels": torch.tensor([1, 1])}
-    prediction = {"boxes": torch.tensor([[3.0, 0, 12, 10]]), "scores": torch.tensor([0.9]),
-                  "labels": torch.tensor([1])}
-    categories = error_categories(prediction, target)
-    assert matched_ground_truths(prediction, target, categories).tolist() == [False, True]
-    with pytest.raises(ValueError, match=r"categories: expected 1 \(one per detection\), got 2"):
-        matched_ground_truths(prediction, target, ["correct", None])
 
 
 def test_view_without_detections_or_objects():
