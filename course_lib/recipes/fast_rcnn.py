@@ -24,14 +24,17 @@ CONFIG = TrainConfig(
     epochs=16, batch_size=8, lr=0.02, optimizer="sgd", weight_decay=1e-4, warmup_steps=100, seed=0
 )
 TRAIN_IMAGES = 2000
+INFERENCE = {"nms_thresh": 0.4, "score_thresh": 0.01}  # chosen on the 200 validation scenes
 __all__ = ["CONFIG", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
 
 
 def build() -> FastRCNN:
     """The architecture of ``fast_rcnn``, with fresh weights: RoI max pooling, 64 RoIs sampled per
     image in training (the paper's 128 RoIs from 2 images), 8 jittered copies of each ground-truth
-    box among the proposals (``roi_heads.jitter_boxes``), for the small objects."""
-    return FastRCNN(head_kwargs={"pooler": "pool", "batch_size_per_image": 64, "gt_jitter": 8})
+    box among the proposals (``roi_heads.jitter_boxes``), for the small objects. At inference,
+    per-class NMS at 0.4 and a score cut of 0.01 (``INFERENCE``): of NMS 0.4 / 0.5 / 0.6 and cuts
+    0.01 / 0.05, the best AP50 on the validation scenes."""
+    return FastRCNN(head_kwargs={"pooler": "pool", "batch_size_per_image": 64, "gt_jitter": 8, **INFERENCE})
 
 
 def train(

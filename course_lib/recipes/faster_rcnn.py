@@ -20,10 +20,15 @@ CONFIG = TrainConfig(
 __all__ = ["CONFIG", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
 
 
+INFERENCE = {"nms_thresh": 0.4, "score_thresh": 0.01}  # chosen on the 200 validation scenes
+
+
 def build() -> FasterRCNN:
     """The architecture of ``faster_rcnn``, with fresh weights; in training the head also sees 8
-    jittered copies of each ground-truth box (``roi_heads.jitter_boxes``), for the small objects."""
-    return FasterRCNN(head_kwargs={"gt_jitter": 8})
+    jittered copies of each ground-truth box (``roi_heads.jitter_boxes``), for the small objects.
+    At inference, per-class NMS at 0.4 and a score cut of 0.01 (``INFERENCE``): of NMS 0.4 / 0.5 /
+    0.6 and cuts 0.01 / 0.05, the best AP50 on the validation scenes."""
+    return FasterRCNN(head_kwargs={"gt_jitter": 8, **INFERENCE})
 
 
 def train(
