@@ -4,8 +4,9 @@ The network proposes its own regions: the RPN (``rpn.py``) scores 3 sizes x 3 as
 anchors at every cell of the stride-4 map, NMS at 0.7 keeps the best few hundred, and the Fast
 R-CNN head (``roi_heads.py``) classifies and refines them. Both are trained together, end to end
 (the "approximate joint training" of Sec. 3.2), their four losses summed. Deviations from the
-paper: RoIAlign instead of RoI max pooling (as torchvision), one feature map built from two
-backbone stages (``neck.py``), and anchor sizes 12, 24, 48 px for 128-px images.
+paper: RoIAlign instead of RoI max pooling (as torchvision), one feature map built from three
+backbone stages (``neck.py``), anchor sizes 12, 24, 48 px for 128-px images, and, in the recipe,
+jittered copies of the ground truth among the head's training proposals (``roi_heads.py``).
 """
 
 from __future__ import annotations
