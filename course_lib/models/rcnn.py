@@ -93,13 +93,23 @@ class RCNN(nn.Module):
         Returns:
             Tensor[N, 3, warp_size, warp_size]: bilinear crops (RoIAlign on the image itself).
         """
+        return fast_roi_align(
+            image[None], [self.context_boxes(boxes)], self.warp_size, spatial_scale=1.0, sampling_ratio=2,
+            aligned=True,
+        )
+
+    def context_boxes(self, boxes: Tensor) -> Tensor:
+        """The image region each warped crop covers: the box grown by the context margin, Tensor[N, 4].
+
+        ``context`` pixels of the ``warp_size`` crop show the surroundings, so the box fills the
+        middle ``warp_size - 2 context`` and the crop covers ``warp_size / (warp_size - 2 context)``
+        times the box around its centre (a side of at least 1 pixel). The regions may leave the
+        image; the warp reads 0 there.
+        """
         scale = self.warp_size / (self.warp_size - 2 * self.context)
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2)
         half = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1) / 2 * scale  # (N, 2)
-        grown = torch.cat([centre - half, centre + half], dim=1)  # (N, 4)
-        return fast_roi_align(
-            image[None], [grown], self.warp_size, spatial_scale=1.0, sampling_ratio=2, aligned=True
-        )
+        return torch.cat([centre - half, centre + half], dim=1)  # (N, 4)
 
     def features(self, crops: Tensor) -> Tensor:
         """Step 3: the CNN on every crop, one at a time in spirit (in chunks here), Tensor[N, 1024].

@@ -71,22 +71,6 @@ def rcnn_scores(model: RCNN, image: Tensor, proposals: Tensor) -> tuple[Tensor, 
         return model.classify(model.features(model.warp(image, proposals.float())))
 
 
-def context_box(model: RCNN, boxes: Tensor) -> Tensor:
-    """The image region each warped crop of ``model.warp`` covers: the box grown by the context margin.
-
-    ``warp`` keeps ``context`` pixels of the ``warp_size`` crop for the surroundings, so the box
-    fills the middle ``warp_size - 2 context`` and the crop covers ``warp_size / (warp_size - 2
-    context)`` times the box around its centre (a side of at least 1 pixel, as in ``warp``).
-
-    Returns:
-        Tensor[N, 4]: ``xyxy`` regions in image pixels (they may leave the image; ``warp`` reads 0 there).
-    """
-    scale = model.warp_size / (model.warp_size - 2 * model.context)
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # (N, 2)
-    half = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1) / 2 * scale  # (N, 2)
-    return torch.cat([centre - half, centre + half], dim=1)  # (N, 4)
-
-
 def rcnn_proposal_view(
     model: RCNN,
     image: Tensor,
@@ -148,7 +132,7 @@ def rcnn_proposal_view(
         "index": index,
         "num_proposals": num_proposals,
         "proposal": proposal,
-        "context_box": context_box(model, proposal[None])[0],
+        "context_box": model.context_boxes(proposal[None])[0],
         "crop": crop[0],
         "crop_proposal": torch.tensor([margin, margin, size - margin, size - margin], dtype=torch.float32),
         "scores": scores[0].detach(),

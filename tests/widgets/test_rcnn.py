@@ -15,7 +15,7 @@ import torch
 from course_lib.boxes import clip_boxes_to_image
 from course_lib.data import CLASSES
 from course_lib.models.rcnn import RCNN
-from course_lib.widgets.rcnn import ORDERS, RCNNExplorer, context_box, rcnn_proposal_view, rcnn_scores
+from course_lib.widgets.rcnn import ORDERS, RCNNExplorer, rcnn_proposal_view, rcnn_scores
 
 PROPOSALS = torch.tensor([[0.0, 0, 20, 20], [8, 8, 40, 30], [30, 30, 60, 60], [5, 40, 25, 62],
                           [2, 2, 62, 50]])
@@ -100,10 +100,11 @@ def test_rcnn_scores_equal_the_models_steps():
     assert scores.shape == (5, 5) and deltas.shape == (5, 20) and not scores.requires_grad
 
 
-def test_context_box_is_what_the_crop_covers():
+def test_context_boxes_are_what_the_crop_covers():
     model, image = _model(), _image()
     plain = RCNN(warp_size=32, context=0)  # no context: the crop is exactly the box given
-    torch.testing.assert_close(plain.warp(image, context_box(model, PROPOSALS)), model.warp(image, PROPOSALS))
+    grown = model.context_boxes(PROPOSALS)
+    torch.testing.assert_close(plain.warp(image, grown), model.warp(image, PROPOSALS))
 
 
 @pytest.mark.parametrize(
