@@ -18,21 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-# Readable from the back of a lecture room, still small enough for a laptop screen.
-PROJECTOR_RC = {
-    "figure.figsize": (7.0, 4.5),
-    "figure.dpi": 100,
-    "savefig.dpi": 100,
-    "font.size": 13,
-    "axes.titlesize": 14,
-    "axes.labelsize": 13,
-    "legend.fontsize": 11,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
-    "lines.linewidth": 2.0,
-    "image.interpolation": "nearest",  # small generated images: show the pixels, do not blur them
-    "axes.grid": False,
-}
+from course_lib.plotting.style import PROJECTOR_RC, apply_style  # noqa: F401  (nb.PROJECTOR_RC: kept for callers)
 
 
 def show_source(obj: Any) -> None:
@@ -96,11 +82,9 @@ def setup(seed: int = 0) -> None:
     Args:
         seed: passed to :func:`seed_everything`.
     """
-    import matplotlib as mpl
-
     seed_everything(seed)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    mpl.rcParams.update(PROJECTOR_RC)
+    apply_style()
 
 
 @dataclass

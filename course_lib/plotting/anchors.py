@@ -58,5 +58,5 @@ def draw_anchor_grid(ax: Axes, anchors: Tensor, labels: Tensor | None = None) ->
         handles.append(Line2D([], [], color=style["color"], linewidth=max(style["linewidth"], 1.5),
                               label=f"{style['name']} ({group.shape[0]})"))
     if anchors.shape[0]:
-        ax.legend(handles=handles, loc="upper right", fontsize=9, framealpha=0.8)
+        ax.legend(handles=handles, loc="upper right", framealpha=0.8)  # rc legend.fontsize: 11 points
     return collections

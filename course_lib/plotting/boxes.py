@@ -1,8 +1,11 @@
-"""Boxes on an image: ``xyxy`` rectangles with a ``"name 0.87"`` tag at their top-left corner.
+"""Boxes on an image: ``xyxy`` rectangles with a ``"name 0.87"`` tag next to each.
 
-A tag sits just above the box's top-left corner, in the box's colour, clipped to the axes; an
-explorer that redraws often caps the number of tags (``max_tags``), text being the slowest thing
-matplotlib draws. Colours default to :func:`~course_lib.plotting.colors.class_color`.
+A tag sits just above the box's top-left corner, in the box's colour, unless that spot is taken or
+outside the axes: then it moves inside the box, below it or to its right edge, and a tag that finds
+no free spot is not drawn (``course_lib.plotting.tags``). No tag covers another or crosses the
+axes' edge, and the best-scored boxes choose first. An explorer that redraws often also caps the
+number of tags (``max_tags``), text being the slowest thing matplotlib draws. Colours default to
+:func:`~course_lib.plotting.colors.class_color`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import Tensor
 
 from course_lib._checks import check_boxes, check_number
 from course_lib.plotting.colors import class_color
+from course_lib.plotting.tags import TAG_FONTSIZE, TAG_PAD, tag_layout
 
 
 def as_drawable_boxes(boxes: Any, name: str = "boxes") -> Tensor:
@@ -73,6 +77,13 @@ def _box_colors(color: Any, labels: list | None, num_boxes: int) -> list:
     return colors
 
 
+def tag_text(label: int | None, score: float | None, class_names: Sequence[str] | None = None) -> str:
+    """A box's tag: ``"circle 0.87"``, ``"circle"``, ``"0.87"`` (the class name, or its index)."""
+    parts = [] if label is None else [class_names[label] if class_names is not None else str(label)]
+    parts += [] if score is None else [f"{score:.2f}"]
+    return " ".join(parts)
+
+
 def draw_boxes(
     ax: Axes,
     boxes: Tensor,
@@ -99,6 +110,13 @@ def draw_boxes(
             without scores). Text is the slowest thing matplotlib draws; an explorer that must
             redraw at once caps it.
 
+    Tags are placed when the figure is drawn, best score first (box order without scores; the
+    tags of an earlier call on the same axes before a later call's): above the box's top-left
+    corner if free, else at the first free spot inside the box's top, below it or inside its
+    bottom, left- or right-aligned. A tag with no free spot inside the axes is hidden, so a
+    crowded scene shows fewer tags, never overlapping or cut ones (``ax.texts`` still holds one
+    text per tagged box; the hidden ones have ``get_visible() == False`` after a draw).
+
     On axes without an image the view is fitted to the boxes, with y pointing down as in an image;
     with an image (or limits set with ``set_xlim``/``set_ylim``), the view is left alone.
 
@@ -110,12 +128,15 @@ def draw_boxes(
     labels = per_box_values(labels, num_boxes, "labels")
     scores = per_box_values(scores, num_boxes, "scores")
     colors = _box_colors(color, labels, num_boxes)
-    tagged = set(range(num_boxes))
+    # Tag order: best score first. The layout gives the earlier tags the better spots.
+    order = list(range(num_boxes))
+    if scores is not None:
+        order.sort(key=lambda i: -scores[i])  # stable: equal scores keep the box order
     if max_tags is not None:
         check_number(max_tags, "max_tags", 0, integer=True)
-        order = sorted(range(num_boxes), key=lambda i: -scores[i]) if scores is not None else range(num_boxes)
-        tagged = set(list(order)[:max_tags])
-    rectangles = []
+        order = order[:max_tags]
+    tagged = set(order) if labels is not None or scores is not None else set()
+    rectangles, tags = [], {}
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         rectangle = Rectangle(
             (x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=colors[index],
@@ -123,17 +144,18 @@ def draw_boxes(
         )
         ax.add_artist(rectangle)  # add_patch would recompute the data limits box by box: slow
         rectangles.append(rectangle)
-        tag = []
-        if labels is not None:
-            label = int(labels[index])
-            tag.append(class_names[label] if class_names is not None else str(label))
-        if scores is not None:
-            tag.append(f"{scores[index]:.2f}")
-        if tag and index in tagged:
-            ax.text(
-                x1, y1, " ".join(tag), color="white", fontsize=9, va="bottom", ha="left", clip_on=True,
-                bbox={"facecolor": colors[index], "alpha": 0.8 * alpha, "pad": 1, "edgecolor": "none"},
+        if index in tagged:  # texts are added in box order, placed in score order (below)
+            label = None if labels is None else int(labels[index])
+            score = None if scores is None else scores[index]
+            tags[index] = ax.text(
+                x1, y1, tag_text(label, score, class_names), color="white", fontsize=TAG_FONTSIZE,
+                va="bottom", ha="left", clip_on=True,  # a safety net: the layout keeps tags inside
+                bbox={"facecolor": colors[index], "alpha": 0.8 * alpha, "pad": TAG_PAD, "edgecolor": "none"},
             )
+    if tags:
+        layout = tag_layout(ax)
+        for index in order:
+            layout.add(tags[index], boxes[index].tolist())
     if num_boxes:
         ax.update_datalim(boxes.reshape(-1, 2).numpy())  # (2N, 2) corners, as add_patch would do
         if not ax.images:  # no image to frame the view: fit it to the boxes, y pointing down

@@ -6,12 +6,14 @@ matplotlib.use("Agg")  # no display needed; set before pyplot is imported
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
 @pytest.fixture
 def ax():
     figure = Figure()  # not registered with pyplot: nothing to close
+    FigureCanvasAgg(figure)  # a bare Figure's canvas.draw() renders nothing; Agg's does
     axes = figure.subplots()
     yield axes
     figure.canvas.draw()  # every artist added must also render

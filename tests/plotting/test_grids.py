@@ -25,6 +25,23 @@ def test_image_grid_accepts_a_batch_tensor_and_fewer_images_than_columns():
         plt.close(figure)
 
 
+def test_image_grid_follows_the_figure_convention_and_titles_rows():
+    figure = image_grid([torch.rand(3, 8, 8) for _ in range(6)], ncols=3, size=1.5,
+                        row_titles=["channel 3", "channel 7"])
+    try:
+        assert figure.dpi >= 100 and tuple(figure.get_size_inches()) == pytest.approx((4.5, 3.0))
+        assert [ax.get_ylabel() for ax in figure.axes] == ["channel 3", "", "", "channel 7", "", ""]
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        label = figure.axes[0].yaxis.label.get_window_extent(renderer)
+        assert label.x0 >= 0 and label.x1 <= figure.axes[0].get_window_extent(renderer).x0  # inside, at left
+        assert figure.axes[0].get_xticks().size == 0 and not figure.axes[0].spines["left"].get_visible()
+    finally:
+        plt.close(figure)
+    with pytest.raises(ValueError, match=r"row_titles: expected 2 titles \(one per row\), got 1"):
+        image_grid([torch.rand(3, 4, 4)] * 4, ncols=2, row_titles=["one"])
+
+
 def test_image_grid_with_zero_images_is_an_empty_figure():
     figure = image_grid([])
     try:
