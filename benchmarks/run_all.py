@@ -3,7 +3,9 @@
 Each benchmark module exposes ``main() -> list[dict]`` with keys ``name``, ``ours_ms``,
 ``ref_ms`` and ``ratio`` (ours / reference; below 1 means course_lib is faster).
 The table sits in README.md between the ``<!-- bench:start -->`` and ``<!-- bench:end -->``
-markers; everything between them is replaced.
+markers; everything between them is replaced. A benchmark with a table of its own (the
+explorers' redraw times, ``bench_explorers.py``) also exposes ``MARKERS`` and ``markdown(rows)``:
+its rows go between its own markers instead.
 """
 
 from __future__ import annotations
@@ -48,18 +50,27 @@ def table(rows: list[dict]) -> str:
 def main(names: list[str]) -> None:
     """Run the benchmarks named on the command line (``nms metrics``), or all of them."""
     rows: list[dict] = []
+    own_tables: list[tuple[tuple[str, str], str]] = []  # (markers, markdown)
     paths = sorted(HERE.glob("bench_*.py"))
     if names:
         paths = [path for path in paths if path.stem.removeprefix("bench_") in names]
     for path in paths:
         print(f"== {path.name}")
-        rows.extend(load(path).main())
+        module = load(path)
+        if hasattr(module, "MARKERS"):
+            own_tables.append((module.MARKERS, module.markdown(module.main())))
+        else:
+            rows.extend(module.main())
     text = README.read_text()
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        README.write_text(f"{head}{START}\n{table(rows)}\n{END}{tail}")
-        print(f"updated the benchmark table in {README.name}")
+    if rows:
+        own_tables.insert(0, ((START, END), table(rows)))
+    for (start, end), markdown in own_tables:
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{markdown}\n{end}{tail}"
+            print(f"updated the table between {start} and {end} in {README.name}")
+    README.write_text(text)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from course_lib._checks import check_number
 from course_lib.anchors import generate_anchors, label_anchors
 from course_lib.boxes import box_iou
 from course_lib.plotting import ANCHOR_STYLES, draw_anchor_grid, draw_boxes
-from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, draw_canvas
+from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, draw_canvas, plural
 
 
 def anchor_view(
@@ -170,23 +170,31 @@ class AnchorExplorer(Explorer):
             background.value = self.controls["fg_iou_thresh"].value
         return False  # compute already used min(bg, fg)
 
-    def draw(self, result: dict[str, Any], ax: Axes) -> None:
-        draw_canvas(ax, self.image, result["anchors"], size=self.image_size)
-        draw_anchor_grid(ax, result["anchors"], result["labels"])
-        draw_boxes(ax, torch.tensor([result["gt_box"]]), color="white", linewidth=3)
+    def background_key(self, result: dict[str, Any]) -> Any:
+        """The view's margin: the image is rasterized again only when the anchors reach further out."""
         # Anchors reach past the image border: show a little of what lies beyond it.
         margin = 0.0
         if result["num_anchors"]:
             anchors = result["anchors"]
             margin = max(-float(anchors.min()), float(anchors.max()) - self.image_size, 0.0)
             margin = min(margin, self.image_size / 8)
+        return margin
+
+    def draw_background(self, result: dict[str, Any], ax: Axes) -> None:
+        draw_canvas(ax, self.image, result["anchors"], size=self.image_size)
+        margin = self.background_key(result)
         ax.set_xlim(-margin, self.image_size + margin)
         ax.set_ylim(self.image_size + margin, -margin)
+
+    def draw(self, result: dict[str, Any], ax: Axes) -> None:
+        draw_anchor_grid(ax, result["anchors"], result["labels"])
+        draw_boxes(ax, torch.tensor([result["gt_box"]]), color="white", linewidth=3)
 
     def summary(self, result: dict[str, Any]) -> str:
         counts = result["counts"]
         text = (f"positive {counts['positive']}, negative {counts['negative']}, ignored {counts['ignored']} "
-                f"of {result['num_anchors']} anchors (positive: IoU ≥ {result['fg_iou_thresh']:.2f}, "
+                f"of {plural(result['num_anchors'], 'anchor')} "
+                f"(positive: IoU ≥ {result['fg_iou_thresh']:.2f}, "
                 f"negative: IoU < {result['bg_iou_thresh']:.2f}); best IoU {result['best_iou']:.2f}")
         if result["num_low_quality"]:
             text += f"; {result['num_low_quality']} positive only as the best match"

@@ -14,6 +14,15 @@ registered with pyplot, so nothing leaks and Jupyter's inline backend never show
 tests drive an explorer exactly as a student does, by setting ``control.value``. An explorer that
 shows a photo passes ``palette=True``: its PNG then has 256 colours (:func:`palette_png`).
 
+A redraw must stay under 100 ms, and most of it is matplotlib rasterizing the figure. An explorer
+whose figure has a part that changes rarely (the photo, a curve's axes with their ticks and legend)
+says so with ``background_key(result)``: while the key stays the same, that part
+(``draw_background``) is rasterized once and kept as pixels, and each redraw only restores those
+pixels and draws on them what ``draw`` adds (matplotlib's blitting). Titles are redrawn every time.
+
+In a notebook stored without its kernel, an explorer's output reads :data:`KERNEL_GONE_TEXT`
+instead of the ``VBox(children=...)`` repr.
+
 A new explorer copies this shape::
 
     class CountExplorer(Explorer):
@@ -54,6 +63,37 @@ from course_lib.plotting import show_image
 
 # Sliders show their whole description ("IoU threshold") instead of a truncated one.
 WIDE_LABEL = {"description_width": "initial"}
+MIN_DPI = 100  # the course's figure convention: readable on a projector
+# What a stored notebook shows for an explorer when no kernel runs it (after a reload, say).
+KERNEL_GONE_TEXT = "Interactive explorer: run this cell (kernel needed) to bring it back."
+STATUS_LINES = 2  # the status keeps room for this many lines, so the figure below never jumps
+
+
+class ExplorerBox(widgets.VBox):
+    """The ``VBox`` an explorer displays; without a kernel it reads as how to bring it back.
+
+    Its mimebundle is a ``VBox``'s (the ``application/vnd.jupyter.widget-view+json`` that
+    JupyterLab renders live), except for the ``text/plain`` fallback, which a front end without the
+    widget's state (a reopened notebook, an untrusted one, GitHub) shows instead of the repr.
+    """
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = KERNEL_GONE_TEXT
+        return bundle
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``"1 proposal"``, ``"2 proposals"``, ``"0 boxes"``: a count with its noun, in the right number.
+
+    Args:
+        count: how many.
+        noun: the singular.
+        plural_noun: the plural when it is not ``noun + "s"`` (``"boxes"``, ``"patches"``).
+    """
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {plural_noun or noun + 's'}"
 
 
 class Explorer:
@@ -77,11 +117,12 @@ class Explorer:
         controls: name -> control; every control is observed on ``"value"``.
         num_axes: the number of side-by-side axes ``draw`` receives.
         figsize: the figure size in inches.
-        dpi: dots per inch of the rendered PNG.
+        dpi: dots per inch of the rendered PNG, at least ``MIN_DPI``.
         caption: static HTML under the figure (a colour key, say); it costs nothing per redraw,
             unlike text drawn in the figure.
         palette: render a PNG of 256 colours (:func:`palette_png`) instead of true colour; for
             figures with a photo, whose true-colour PNG is several times larger.
+        margins: ``subplots_adjust`` arguments that replace the defaults (``{"bottom": 0.15}``).
     """
 
     def __init__(
@@ -89,28 +130,37 @@ class Explorer:
         controls: dict[str, widgets.ValueWidget],
         num_axes: int = 1,
         figsize: tuple[float, float] = (5.0, 5.0),
-        dpi: int = 90,
+        dpi: int = MIN_DPI,
         caption: str = "",
         palette: bool = False,
+        margins: dict[str, float] | None = None,
     ) -> None:
+        check_number(dpi, "dpi", MIN_DPI)
         self.controls = dict(controls)
         self.palette = palette
         self.figure = Figure(figsize=figsize, dpi=dpi)
         FigureCanvasAgg(self.figure)
         self.axes: tuple[Axes, ...] = tuple(self.figure.subplots(1, num_axes, squeeze=False)[0])
         # Fixed, narrow margins: a layout engine would re-measure every text at every redraw.
-        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.93, wspace=0.25)
+        default_margins = {"left": 0.08, "right": 0.97, "bottom": 0.1, "top": 0.93, "wspace": 0.25}
+        self.figure.subplots_adjust(**{**default_margins, **(margins or {})})
         height_px = int(figsize[1] * dpi)
-        self.status = widgets.HTML(value="")
+        # Room for STATUS_LINES lines of 1.1 em text: a status that wraps does not move the figure.
+        status_height = f"{1.35 * 1.1 * STATUS_LINES:.2f}em"
+        self.status = widgets.HTML(value="", layout=widgets.Layout(min_height=status_height))
         # A fixed minimum height keeps the page from jumping while the browser decodes a new PNG.
         self.output = widgets.Output(layout=widgets.Layout(min_height=f"{height_px}px"))
         row = widgets.Box(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
         self.caption = widgets.HTML(value=caption)
-        self.widget = widgets.VBox([row, self.status, self.output, self.caption])
+        self.widget = ExplorerBox([row, self.status, self.output, self.caption])
         self.result: dict[str, Any] = {}
         self.render_seconds = 0.0
         self.png = b""
         self._syncing = False
+        self._background: Any = None  # the rasterized background (blitting), and its key
+        self._background_key: Any = None
+        self._dynamic: list[Any] = []  # the artists the last ``draw`` added over the background
+        self._limits: list[tuple] = []  # each axes' view when the background was rasterized
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -127,6 +177,19 @@ class Explorer:
     def summary(self, result: dict[str, Any]) -> str:
         """Return the one-line status text for ``result`` (plain text, escaped for HTML)."""
         raise NotImplementedError
+
+    def background_key(self, result: dict[str, Any]) -> Any:
+        """A hashable that changes when ``draw_background`` would draw something else; None: no background.
+
+        With None (the default) every redraw clears the axes, calls ``draw`` and rasterizes the
+        whole figure. Otherwise ``draw_background`` runs (on cleared axes) only when the key
+        changes, and ``draw`` only adds what changes more often; ``draw`` must not change axis
+        limits, ticks or anything else the background shows.
+        """
+        return None
+
+    def draw_background(self, result: dict[str, Any], ax: Axes | tuple[Axes, ...]) -> None:
+        """Draw the part of the figure that ``background_key`` names (used only when it is not None)."""
 
     def sync_controls(self, result: dict[str, Any]) -> bool:
         """Adapt dependent controls to ``result`` (a slider's range); return True if a value moved.
@@ -157,11 +220,16 @@ class Explorer:
             self._syncing = False
         if moved:
             self.result = self.compute(**self.state)
-        for ax in self.axes:
-            clear_axes(ax)
-        self.draw(self.result, self.axes[0] if len(self.axes) == 1 else self.axes)
         self.status.value = f"<span style='font-size: 1.1em'>{html.escape(self.summary(self.result))}</span>"
-        self.png = self.render_png()
+        key = self.background_key(self.result)
+        if key is None:
+            self._background = None
+            for ax in self.axes:
+                clear_axes(ax)
+            self.draw(self.result, self._axes_argument())
+            self.png = self.render_png()
+        else:
+            self.png = self._redraw_over_background(key)
         self.output.outputs = (
             {
                 "output_type": "display_data",
@@ -171,16 +239,63 @@ class Explorer:
         )
         self.render_seconds = time.perf_counter() - start
 
-    def render_png(self) -> bytes:
-        """Render the figure to PNG bytes: 256 colours with ``palette``, else true colour.
+    def _axes_argument(self) -> Axes | tuple[Axes, ...]:
+        return self.axes[0] if len(self.axes) == 1 else self.axes
 
-        True colour uses light compression: speed matters more than size.
+    def _redraw_over_background(self, key: Any) -> bytes:
+        """Blitting: draw the background only when its key changed, then ``draw``'s artists over it."""
+        for artist in self._dynamic:
+            artist.remove()
+        self._dynamic = []
+        titles = [title for ax in self.axes for title in (ax.title, ax._left_title, ax._right_title)]
+        if self._background is None or key != self._background_key:
+            for ax in self.axes:
+                clear_axes(ax)
+            self.draw_background(self.result, self._axes_argument())
+            self._background = None
+        before = {id(child) for ax in self.axes for child in ax.get_children()}
+        self.draw(self.result, self._axes_argument())
+        if self._background is not None:  # what draw adds must not move the background's view
+            for ax, (xlim, ylim) in zip(self.axes, self._limits, strict=True):
+                ax.set_xlim(xlim, auto=None)
+                ax.set_ylim(ylim, auto=None)
+        self._dynamic = [child for ax in self.axes for child in ax.get_children() if id(child) not in before]
+        canvas = self.figure.canvas
+        if self._background is None:
+            for artist in (*self._dynamic, *titles):
+                artist.set_animated(True)  # left out of canvas.draw: the background only
+            canvas.draw()
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            self._limits = [(ax.get_xlim(), ax.get_ylim()) for ax in self.axes]
+            self._background_key = key
+        else:
+            for artist in self._dynamic:
+                artist.set_animated(True)
+            canvas.restore_region(self._background)
+        for ax in self.axes:
+            for artist in sorted((a for a in self._dynamic if a.axes is ax), key=lambda a: a.get_zorder()):
+                ax.draw_artist(artist)
+        for title in titles:
+            if title.get_text():
+                title.axes.draw_artist(title)
+        return encode_png(np.asarray(canvas.buffer_rgba()), self.palette)
+
+    def render_png(self) -> bytes:
+        """Rasterize the whole figure and return PNG bytes: 256 colours with ``palette``, else true colour.
+
+        Without blitting: the same picture as the explorer shows, drawn from scratch.
         """
-        if self.palette:
-            return palette_png(self.figure)
-        buffer = io.BytesIO()
-        self.figure.canvas.print_png(buffer, pil_kwargs={"compress_level": 1})
-        return buffer.getvalue()
+        animated = [artist for artist in self._dynamic if artist.get_animated()]
+        animated += [title for ax in self.axes for title in (ax.title, ax._left_title, ax._right_title)
+                     if title.get_animated()]
+        for artist in animated:
+            artist.set_animated(False)
+        try:
+            self.figure.canvas.draw()
+        finally:
+            for artist in animated:
+                artist.set_animated(True)
+        return encode_png(np.asarray(self.figure.canvas.buffer_rgba()), self.palette)
 
     def close(self) -> None:
         """Stop observing the controls and close every widget of this explorer."""
@@ -191,22 +306,30 @@ class Explorer:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        display(self.widget)
+        display(self.widget)  # an ExplorerBox: live in JupyterLab, KERNEL_GONE_TEXT without a kernel
+
+
+def encode_png(rgba: np.ndarray, palette: bool = False) -> bytes:
+    """PNG bytes of a rendered ``(H, W, 4)`` uint8 buffer: 256 colours with ``palette``, else true colour.
+
+    True colour uses light compression: speed matters more than size. A photo costs a true-colour
+    PNG 100-200 kB per redraw, and the executed notebook keeps the last one; with a palette
+    (adaptive, 256 colours) it is about four times smaller and looks the same, for a few
+    milliseconds of quantization.
+    """
+    image = Image.fromarray(np.ascontiguousarray(rgba[..., :3]))  # (H, W, 3) uint8
+    buffer = io.BytesIO()
+    if palette:
+        image.quantize(256, method=Image.Quantize.FASTOCTREE).save(buffer, format="png", compress_level=6)
+    else:
+        image.save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
 
 
 def palette_png(figure: Figure) -> bytes:
-    """Render ``figure`` as a PNG of 256 colours (an adaptive palette).
-
-    A photo costs a true-colour PNG 100-200 kB per redraw, and the executed notebook keeps the
-    last one; with a palette it is about four times smaller and looks the same, for a few
-    milliseconds of quantization.
-    """
+    """Render ``figure`` as a PNG of 256 colours (an adaptive palette; see :func:`encode_png`)."""
     figure.canvas.draw()
-    rgb = np.ascontiguousarray(np.asarray(figure.canvas.buffer_rgba())[..., :3])  # (H, W, 3) uint8
-    image = Image.fromarray(rgb).quantize(256, method=Image.Quantize.FASTOCTREE)
-    buffer = io.BytesIO()
-    image.save(buffer, format="png", compress_level=6)
-    return buffer.getvalue()
+    return encode_png(np.asarray(figure.canvas.buffer_rgba()), palette=True)
 
 
 def shrink(image: Any, max_side: int) -> np.ndarray:

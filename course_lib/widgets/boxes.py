@@ -19,7 +19,7 @@ from course_lib import metrics
 from course_lib._checks import check_boxes, check_number, check_scores
 from course_lib.boxes import box_iou, generalized_box_iou
 from course_lib.plotting import draw_boxes
-from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, draw_canvas
+from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, draw_canvas, plural
 
 GT_COLOR, TP_COLOR, FP_COLOR = "white", "#2ca02c", "#d62728"
 
@@ -198,15 +198,27 @@ class APExplorer(Explorer):
     def compute(self, iou_threshold: float) -> dict[str, Any]:
         return ap_view(self.pred_boxes, self.pred_scores, self.gt_boxes, round(iou_threshold, 4))
 
-    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return "image"  # the image, the ground truth and the curve's axes never change
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         image_ax, curve_ax = ax
         draw_canvas(image_ax, self.image, torch.cat([self.pred_boxes, self.gt_boxes]))
         draw_boxes(image_ax, self.gt_boxes, color=GT_COLOR, linestyle="--", linewidth=2)
+        curve_ax.set_xlim(0, 1.02)
+        curve_ax.set_ylim(0, 1.05)
+        curve_ax.set_xticks([0, 0.5, 1])  # few ticks: tick labels are text, the slowest to draw
+        curve_ax.set_yticks([0, 0.5, 1])
+        curve_ax.set_xlabel("recall")
+        curve_ax.set_ylabel("precision")
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        image_ax, curve_ax = ax
         colors = [TP_COLOR if tp else FP_COLOR for tp in result["is_true_positive"].tolist()]
         draw_boxes(image_ax, self.pred_boxes, scores=self.pred_scores, color=colors, linewidth=2,
                    max_tags=self.max_tags)
         image_ax.set_title(f"TP (green) {result['num_true_positives']}, FP (red) "
-                           f"{result['num_predictions'] - result['num_true_positives']}", fontsize=11)
+                           f"{result['num_predictions'] - result['num_true_positives']}", fontsize=12)
         recall, precision, envelope = result["recall"], result["precision"], result["envelope"]
         if recall.numel():
             # Start the curves at recall 0 with the first precision, as the interpolation does.
@@ -217,16 +229,10 @@ class APExplorer(Explorer):
                                   alpha=0.25, color=TP_COLOR)
             curve_ax.step(recall_line, torch.cat([envelope[:1], envelope]).tolist(), where="pre",
                           color=TP_COLOR, linewidth=2, label="interpolated")
-        curve_ax.set_xlim(0, 1.02)
-        curve_ax.set_ylim(0, 1.05)
-        curve_ax.set_xticks([0, 0.5, 1])  # few ticks: tick labels are text, the slowest to draw
-        curve_ax.set_yticks([0, 0.5, 1])
-        curve_ax.set_xlabel("recall")
-        curve_ax.set_ylabel("precision")
-        curve_ax.set_title(f"AP@IoU={result['iou_threshold']:.2f} = {result['ap']:.3f}", fontsize=11)
+        curve_ax.set_title(f"AP@IoU={result['iou_threshold']:.2f} = {result['ap']:.3f}", fontsize=12)
 
     def summary(self, result: dict[str, Any]) -> str:
         return (f"AP@IoU={result['iou_threshold']:.2f} = {result['ap']:.3f} "
-                f"(TP {result['num_true_positives']} of {result['num_predictions']}, "
-                f"{result['num_gt']} ground-truth boxes)")
+                f"(TP {result['num_true_positives']} of {plural(result['num_predictions'], 'detection')}, "
+                f"{plural(result['num_gt'], 'ground-truth box', 'ground-truth boxes')})")
 

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 
 from course_lib._checks import check_number
 from course_lib.plotting import draw_boxes, draw_masks, show_image
-from course_lib.widgets.base import WIDE_LABEL, Explorer
+from course_lib.widgets.base import WIDE_LABEL, Explorer, plural
 
 
 def scene_view(dataset: Any, index: int) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class SceneExplorer(Explorer):
                 "boxes": widgets.Checkbox(value=True, description="boxes"),
             },
             figsize=(4.5, 4.5),
-            dpi=72,
+            dpi=100,
         )
 
     def compute(self, index: int, masks: bool, boxes: bool) -> dict[str, Any]:
@@ -76,4 +76,4 @@ class SceneExplorer(Explorer):
 
     def summary(self, result: dict[str, Any]) -> str:
         background = f", {result['background']} background" if result["background"] else ""
-        return f"image {result['index']}: {result['num_objects']} objects{background}"
+        return f"image {result['index']}: {plural(result['num_objects'], 'object')}{background}"

@@ -30,7 +30,7 @@ from course_lib.data import CLASSES
 from course_lib.metrics import error_breakdown, error_categories, missed_objects
 from course_lib.metrics.errors import ERROR_CATEGORIES
 from course_lib.plotting import draw_boxes, show_image
-from course_lib.widgets.base import WIDE_LABEL, Explorer
+from course_lib.widgets.base import WIDE_LABEL, Explorer, plural
 
 # Okabe-Ito colours (told apart with colour-blindness too); a missed object is drawn dashed.
 CATEGORY_COLORS = {
@@ -346,7 +346,8 @@ class DetectionsExplorer(Explorer):
         show_image(truth_ax, result["image"])
         draw_boxes(truth_ax, result["gt_boxes"], labels=result["gt_labels"], class_names=self.class_names,
                    max_tags=MAX_TAGS)
-        truth_ax.set_title(f"ground truth · scene {result['scene']}\n{len(result['gt_boxes'])} objects",
+        num_objects = plural(len(result["gt_boxes"]), "object")
+        truth_ax.set_title(f"ground truth · scene {result['scene']}\n{num_objects}",
                            fontsize=11)
         show_image(detections_ax, result["image"])
         draw_boxes(detections_ax, result["gt_boxes"][result["missed"]], color=CATEGORY_COLORS["missed"],
@@ -363,6 +364,6 @@ class DetectionsExplorer(Explorer):
 
     def summary(self, result: dict[str, Any]) -> str:
         return (f"scene {result['scene']} · {result['detector']}: {len(result['kept'])} of "
-                f"{result['num_detections']} detections scored ≥ {result['score_threshold']:.2f} · "
+                f"{plural(result['num_detections'], 'detection')} scored ≥ {result['score_threshold']:.2f} · "
                 f"{result['counts_text']}")
 

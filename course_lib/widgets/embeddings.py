@@ -73,6 +73,7 @@ class NeighborsExplorer(Explorer):
         }
         self.query_labels, self.database_labels = query_labels, database_labels
         self.class_names = class_names
+        self._neighbors: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
         controls = {
             "query": widgets.IntSlider(
                 value=0, min=0, max=len(query_images) - 1, description="query", style=WIDE_LABEL
@@ -85,11 +86,20 @@ class NeighborsExplorer(Explorer):
                 value=8, min=1, max=min(12, len(database_images)), description="k", style=WIDE_LABEL
             ),
         }
-        super().__init__(controls, num_axes=1, figsize=(9.0, 1.6), dpi=72)
+        # Room under the row for two lines of 11-point labels (class and distance).
+        super().__init__(controls, num_axes=1, figsize=(9.0, 2.0), dpi=100,
+                         margins={"left": 0.01, "right": 0.99, "top": 0.98, "bottom": 0.3})
 
     def compute(self, query: int, metric: str, space: str, k: int) -> dict[str, Any]:
-        query_features, database_features = self.features[space]
-        result = neighbors_view(query_features, database_features, query, k, metric)
+        # Every query's neighbours at once, once per feature space and metric: moving the query or k
+        # then only slices (the pixel space has 12288 dimensions, a search is not instant).
+        if (space, metric) not in self._neighbors:
+            query_features, database_features = self.features[space]
+            self._neighbors[space, metric] = nearest_neighbors(query_features, database_features,
+                                                               self.controls["k"].max, metric)
+        indices, distances = self._neighbors[space, metric]
+        result = {"query": query, "k": k, "metric": metric, "indices": indices[query, :k],
+                  "distances": distances[query, :k]}
         same = self.database_labels[result["indices"]] == self.query_labels[query]
         return {**result, "space": space, "same_label": int(same.sum())}
 
@@ -107,7 +117,7 @@ class NeighborsExplorer(Explorer):
             f"{self._name(self.database_labels[i])}\n{d:.2f}"
             for i, d in zip(result["indices"].tolist(), result["distances"].tolist(), strict=True)
         ]
-        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_xticklabels(labels, fontsize=11)
         ax.set_yticks([])
 
     def _name(self, label: Tensor) -> str:

@@ -138,7 +138,7 @@ class HOGExplorer(Explorer):
                    "along the edge (across the gradient), as bright as the bin. Block normalization evens "
                    "out strong and weak edges. Right: how the feature values spread (red dashes: L2-Hys's "
                    "clip at 0.2).</div>")
-        super().__init__(controls, num_axes=4, figsize=(12.0, 3.4), dpi=72, caption=caption,
+        super().__init__(controls, num_axes=4, figsize=(12.0, 3.4), dpi=100, caption=caption,
                          palette=True)
 
     def compute(self, pixels_per_cell: int, orientations: int, cells_per_block: int,

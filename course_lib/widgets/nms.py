@@ -18,7 +18,7 @@ from torch import Tensor
 from course_lib._checks import check_boxes, check_choice, check_number, check_scores
 from course_lib.nms import fast_nms, nms_steps, soft_nms
 from course_lib.plotting import draw_boxes
-from course_lib.widgets.base import WIDE_LABEL, Explorer, draw_canvas
+from course_lib.widgets.base import WIDE_LABEL, Explorer, draw_canvas, plural
 
 NMS_METHODS = ("greedy", "soft-linear", "soft-gaussian")
 # How each box looks at a step of greedy NMS; drawn in this order, so the highlights end on top.
@@ -196,7 +196,7 @@ class NMSExplorer(Explorer):
         draw_boxes(ax, self.boxes[top_five], scores=scores[top_five], color="#2ca02c")
 
     def summary(self, result: dict[str, Any]) -> str:
-        text = (f"kept {result['num_kept']} of {result['num_boxes']} boxes "
+        text = (f"kept {result['num_kept']} of {plural(result['num_boxes'], 'box', 'boxes')} "
                 f"({result['method']}, IoU threshold {result['iou_threshold']:.2f})")
         if result["method"] == "soft-gaussian":
             return text + " · soft-gaussian decays every overlap (sigma 0.5); the threshold is not used"

@@ -22,17 +22,18 @@ from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number, check_pair, check_tensor
 from course_lib.boxes import box_iou
-from course_lib.plotting import draw_boxes, show_image
+from course_lib.plotting import show_image
 from course_lib.roi import bin_bounds, fast_roi_align, fast_roi_pool, round_half_away
 from course_lib.widgets.base import WIDE_LABEL, Explorer, as_box, outline_boxes
 
 ROI_METHODS = ("RoI pool", "RoIAlign")
 SAMPLING_RATIO = 2  # RoIAlign's points per bin along each axis (Mask R-CNN uses 2 or adaptive)
 MAX_WRITTEN = 10  # pooled grids up to this many columns get their values written on them
-VALUE_WIDTH = 5  # characters per written value, spaces included
+VALUE_WIDTH = 5  # characters per written value, spaces included ("0.62" and a space)
 CHAR_ADVANCE = 0.64  # DejaVu Sans's digit width, in em (to size the written values)
 SMALL_SIDE = 32  # pixels: the explorer opens on a proposal no larger, where the quantization shows
 PROPOSAL_COLOR, BIN_COLOR, COVERED_COLOR, POINT_COLOR = "#7fff00", "#ffd700", "#ff4500", "#00e5ff"
+TITLE_SIZE = 12  # points, at 100 dpi
 
 
 def _check_feature_map(feature_map: Tensor, image_size: tuple[int, int], stride: int) -> None:
@@ -263,20 +264,25 @@ def _write_values(ax: Axes, values: np.ndarray, middle: float) -> None:
     """
     ax.apply_aspect()  # the axes' final (square-cell) size, to size the font
     rows, cols = values.shape
+    spec = value_format(values)
     cell_points = ax.get_position().width * ax.get_figure().get_figwidth() * 72 / cols
     fontsize = min(cell_points / (VALUE_WIDTH * CHAR_ADVANCE), 9.0)
     for i, row in enumerate(values):
         for j, value in enumerate(row):
-            ax.text(j + 0.5, i + 0.5, _short(float(value)), ha="center", va="center", fontsize=fontsize,
+            ax.text(j + 0.5, i + 0.5, format(float(value), spec), ha="center", va="center", fontsize=fontsize,
                     color="black" if value > middle else "white", clip_on=True)
 
 
-def _short(value: float) -> str:
-    """A value in at most ``VALUE_WIDTH - 1`` characters: ``0.62``, ``-.05``, ``15``, ``1e4``."""
-    if abs(value) < 0.005:
-        return "0"
-    text = f"{value:.0f}" if abs(value) >= 9.95 else f"{value:.2g}".replace("-0.", "-.")
-    return text if len(text) < VALUE_WIDTH else f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+def value_format(values: np.ndarray) -> str:
+    """The one fixed-point format of a grid's written values: ``".2f"``, ``".1f"`` or ``".0f"``.
+
+    Every cell of a grid is written the same way (``0.62``, ``0.07``, ``0.00``), so that it reads as
+    a table; an earlier version chose per value and mixed ``7e-2`` with ``0.94``. Two decimals
+    while every value is below 10 in magnitude, then fewer, so that values stay about
+    ``VALUE_WIDTH - 1`` characters.
+    """
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    return ".2f" if largest < 9.995 else ".1f" if largest < 99.95 else ".0f"
 
 
 class RoIPoolExplorer(Explorer):
@@ -334,26 +340,41 @@ class RoIPoolExplorer(Explorer):
             f"sampling points</span> &nbsp; faint lines: feature cells ({stride} px)</div>"
         )
         # A photo: a 256-colour PNG is several times smaller.
-        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=72, caption=caption, palette=True)
+        super().__init__(controls, num_axes=3, figsize=(10.0, 3.6), dpi=100, caption=caption, palette=True,
+                         margins={"left": 0.02, "right": 0.98, "top": 0.9, "bottom": 0.03, "wspace": 0.1})
 
     def compute(self, proposal: int, method: str, channel: int) -> dict[str, Any]:
         view = roi_view(tuple(self.image.shape[1:]), self.feature_map, self.proposals[proposal],
                         self.stride, self.output_size, method, channel)
         return {**view, "index": proposal}
 
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return "photo"  # the photo and the axes never change: rasterized once
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        image_ax, feature_ax, pooled_ax = ax
+        show_image(image_ax, self.image)
+        h, w = self.feature_map.shape[1:]
+        out_h, out_w = self.output_size
+        for axes, (rows, cols) in ((feature_ax, (h, w)), (pooled_ax, (out_h, out_w))):
+            axes.set_xlim(0, cols)  # the limits imshow(extent=...) sets, fixed for the redraws
+            axes.set_ylim(rows, 0)
+            axes.set_aspect("equal")
+            axes.set_axis_off()
+
     def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         image_ax, feature_ax, pooled_ax = ax
         stride, proposal = result["stride"], result["proposal"]
-        show_image(image_ax, self.image)
         self._cell_grid(image_ax, proposal, result["covered_box"])
         outline_boxes(image_ax, result["bins"], edgecolors=BIN_COLOR, linewidths=0.8, alpha=0.9)
         if len(result["points"]):
             points = result["points"].numpy()
             image_ax.scatter(points[:, 0], points[:, 1], s=3, c=POINT_COLOR, linewidths=0)
-        draw_boxes(image_ax, proposal[None], color=PROPOSAL_COLOR, linewidth=2)
-        draw_boxes(image_ax, result["covered_box"][None], color=COVERED_COLOR, linewidth=1.5, linestyle="--")
+        outline_boxes(image_ax, proposal[None], edgecolors=PROPOSAL_COLOR, linewidths=2)
+        outline_boxes(image_ax, result["covered_box"][None], edgecolors=COVERED_COLOR, linewidths=1.5,
+                      linestyles="--")
         out_h, out_w = result["output_size"]
-        image_ax.set_title(f"{out_h}x{out_w} {result['method']} bins", fontsize=10)
+        image_ax.set_title(f"{out_h}x{out_w} {result['method']} bins", fontsize=TITLE_SIZE)
 
         feature, pooled = result["feature"], result["pooled"]
         low = min(float(feature.min()), float(pooled.min()))
@@ -361,20 +382,18 @@ class RoIPoolExplorer(Explorer):
         h, w = feature.shape
         feature_ax.imshow(feature.numpy(), extent=(0, w, h, 0), cmap="viridis", vmin=low, vmax=high,
                           interpolation="nearest")
-        feature_ax.set_axis_off()
-        draw_boxes(feature_ax, result["roi_feature"][None], color=PROPOSAL_COLOR, linewidth=2)
+        outline_boxes(feature_ax, result["roi_feature"][None], edgecolors=PROPOSAL_COLOR, linewidths=2)
         if result["method"] == "RoI pool":
-            covered = result["covered_box"][None] / stride
-            draw_boxes(feature_ax, covered, color=COVERED_COLOR, linewidth=1.5, linestyle="--")
+            outline_boxes(feature_ax, result["covered_box"][None] / stride, edgecolors=COVERED_COLOR,
+                          linewidths=1.5, linestyles="--")
         name = "mean over channels" if result["channel"] is None else f"channel {result['channel']}"
-        feature_ax.set_title(f"{name} ({h}x{w} cells)", fontsize=10)
+        feature_ax.set_title(f"{name} ({h}x{w} cells)", fontsize=TITLE_SIZE)
 
         pooled_ax.imshow(pooled.numpy(), extent=(0, out_w, out_h, 0), cmap="viridis", vmin=low, vmax=high,
                          interpolation="nearest")
-        pooled_ax.set_axis_off()
         if out_w <= MAX_WRITTEN:
             _write_values(pooled_ax, pooled.numpy(), middle=(low + high) / 2)
-        pooled_ax.set_title(f"pooled {out_h}x{out_w}", fontsize=10)
+        pooled_ax.set_title(f"pooled {out_h}x{out_w}", fontsize=TITLE_SIZE)
 
     def _cell_grid(self, ax: Axes, proposal: Tensor, covered: Tensor) -> None:
         """Faint feature-cell boundaries around the proposal, one cell beyond what the bins cover."""

@@ -21,11 +21,12 @@ from course_lib.boxes import box_iou
 from course_lib.metrics.proposals import best_overlaps, proposal_recall
 from course_lib.nms import fast_nms
 from course_lib.plotting import show_image
-from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
+from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes, plural
 
 COUNT_CHOICES = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 PROPOSAL_COLOR, FOUND_COLOR, MISSED_COLOR, BEST_COLOR = "#ffd700", "#2ca02c", "#d62728", "#00e5ff"
 REFERENCE_COLOR = "0.45"
+TITLE_SIZE, LABEL_SIZE = 12, 11  # points, at 100 dpi: readable on a projector
 
 
 def rank_proposals(candidate_boxes: Tensor, candidate_scores: Tensor, nms_threshold: float) -> Tensor:
@@ -110,8 +111,10 @@ def proposal_view(
     proposals = ranked[:num_proposals]  # (n, 4)
     n = len(proposals)
     if len(gt_boxes) and n:
-        overlaps = box_iou(proposals, gt_boxes.float())  # (n, G)
-        best_iou, best_index = overlaps.max(dim=0)  # (G,) each
+        # (G, n), reduced along its last dimension: torch runs max(dim=0) with indices of a small
+        # tensor on its thread pool, which costs tens of milliseconds on a busy machine.
+        overlaps = box_iou(gt_boxes.float(), proposals)  # (G, n)
+        best_iou, best_index = overlaps.max(dim=1)  # (G,) each
     else:
         best_iou = torch.zeros(len(gt_boxes))
         best_index = torch.full((len(gt_boxes),), -1, dtype=torch.int64)
@@ -201,9 +204,9 @@ class ProposalExplorer(Explorer):
             "&nbsp; NMS IoU 1.0 = no NMS</div>"
         )
         # A photo: a 256-colour PNG is several times smaller.
-        super().__init__(controls, num_axes=2, figsize=(8.6, 4.0), dpi=72, caption=caption, palette=True)
-        self.figure.subplots_adjust(bottom=0.14, wspace=0.3)  # room for the curve's axis label
-        self.update()
+        # Room for the curve's axis labels.
+        super().__init__(controls, num_axes=2, figsize=(8.6, 4.0), dpi=100, caption=caption, palette=True,
+                         margins={"left": 0.03, "bottom": 0.15, "wspace": 0.3})
 
     def kept(self, nms_threshold: float) -> Tensor:
         """``rank_proposals`` at this threshold, computed once and cached."""
@@ -217,19 +220,12 @@ class ProposalExplorer(Explorer):
         return proposal_view(self.gt_boxes, self.candidate_boxes, self.candidate_scores, num_proposals,
                              nms_threshold, self.reference, kept=self.kept(nms_threshold))
 
-    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return result["nms_threshold"]  # the photo and the recall curves change only with NMS
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         image_ax, curve_ax = ax
         show_image(image_ax, self.image)
-        outline_boxes(image_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=0.6, alpha=0.35)
-        found = result["found"]
-        best = result["best_index"][found]
-        outline_boxes(image_ax, result["proposals"][best], edgecolors=BEST_COLOR, linewidths=1.2)
-        colors = [FOUND_COLOR if hit else MISSED_COLOR for hit in found.tolist()]
-        styles = ["-" if hit else "--" for hit in found.tolist()]
-        outline_boxes(image_ax, self.gt_boxes, edgecolors=colors, linewidths=2.2, linestyles=styles)
-        image_ax.set_title(f"{result['num_proposals']} proposals, {result['num_found']} of "
-                           f"{result['num_gt']} objects found", fontsize=10)
-
         curve = result["recall_curve"]
         if len(curve):
             curve_ax.plot(range(1, len(curve) + 1), curve.numpy(), color="#1f77b4",
@@ -238,15 +234,33 @@ class ProposalExplorer(Explorer):
             reference_curve = result["reference_curve"]
             curve_ax.plot(range(1, len(reference_curve) + 1), reference_curve.numpy(), color=REFERENCE_COLOR,
                           label=self.reference_name)
-        curve_ax.axvline(max(result["requested"], 1), color="0.3", linestyle=":", linewidth=1)
         curve_ax.set_xscale("log")
         reference_length = 0 if result["reference_curve"] is None else len(result["reference_curve"])
-        curve_ax.set_xlim(1, max(len(curve), reference_length, 2))
+        longest = max(len(curve), reference_length, 2)
+        curve_ax.set_xlim(1, longest)
+        # Decades only, no minor ticks: tick labels are text, the slowest thing to rasterize.
+        curve_ax.set_xticks([10**e for e in range(len(str(longest))) if 10**e <= longest], minor=False)
+        curve_ax.set_xticks([], minor=True)
         curve_ax.set_ylim(-0.02, 1.02)
-        curve_ax.set_xlabel("number of proposals", fontsize=9)
-        curve_ax.set_ylabel(f"recall at IoU {result['iou_threshold']:.1f}", fontsize=9)
-        if curve_ax.lines[:-1]:
-            curve_ax.legend(loc="lower right", fontsize=8)
+        curve_ax.set_yticks([0, 0.5, 1])
+        curve_ax.tick_params(labelsize=LABEL_SIZE)
+        curve_ax.set_xlabel("number of proposals", fontsize=LABEL_SIZE)
+        curve_ax.set_ylabel(f"recall at IoU {result['iou_threshold']:.1f}", fontsize=LABEL_SIZE)
+        if curve_ax.lines:
+            curve_ax.legend(loc="lower right", fontsize=LABEL_SIZE)
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        image_ax, curve_ax = ax
+        outline_boxes(image_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=0.6, alpha=0.35)
+        found = result["found"]
+        best = result["best_index"][found]
+        outline_boxes(image_ax, result["proposals"][best], edgecolors=BEST_COLOR, linewidths=1.2)
+        colors = [FOUND_COLOR if hit else MISSED_COLOR for hit in found.tolist()]
+        styles = ["-" if hit else "--" for hit in found.tolist()]
+        outline_boxes(image_ax, self.gt_boxes, edgecolors=colors, linewidths=2.2, linestyles=styles)
+        image_ax.set_title(f"{plural(result['num_proposals'], 'proposal')}, {result['num_found']} of "
+                           f"{plural(result['num_gt'], 'object')} found", fontsize=TITLE_SIZE)
+        curve_ax.axvline(max(result["requested"], 1), color="0.3", linestyle=":", linewidth=1.5)
 
     @staticmethod
     def _nms_text(result: dict[str, Any]) -> str:
@@ -255,8 +269,8 @@ class ProposalExplorer(Explorer):
     def summary(self, result: dict[str, Any]) -> str:
         threshold = result["nms_threshold"]
         nms_text = "without NMS" if threshold >= 1.0 else f"after NMS at {threshold:.2f}"
-        text = (f"{result['num_proposals']} proposals {nms_text} ({result['num_kept']} kept of "
-                f"{result['num_candidates']} candidates) · recall@{result['iou_threshold']:.1f} "
+        text = (f"{plural(result['num_proposals'], 'proposal')} {nms_text} ({result['num_kept']} kept of "
+                f"{plural(result['num_candidates'], 'candidate')}) · recall@{result['iou_threshold']:.1f} "
                 f"{result['num_found']}/{result['num_gt']} = {result['recall']:.2f}")
         if result["reference_recall"] is not None:
             text += (f" · {self.reference_name} at {result['reference_count']}: "

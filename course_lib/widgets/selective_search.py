@@ -26,7 +26,7 @@ from course_lib.classical.selective_search import (
 )
 from course_lib.metrics.proposals import best_overlaps
 from course_lib.plotting import show_image
-from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes
+from course_lib.widgets.base import WIDE_LABEL, Explorer, outline_boxes, plural
 
 # The similarity sets of Table 5 of Uijlings et al. 2013, and each similarity alone.
 SIMILARITY_SETS = ("CTSF", "TSF", "F", "S", "C", "T")
@@ -197,7 +197,7 @@ class SelectiveSearchExplorer(Explorer):
         # Two panels about 3.4 inches wide; the height fits the image's shape, plus room for titles.
         figure_height = min(max(3.4 * height / width + 0.8, 2.5), 6.0)
         # A photo: a 256-colour PNG is ~4x smaller and looks the same.
-        super().__init__(controls, num_axes=2, figsize=(8.6, figure_height), dpi=80, caption=caption,
+        super().__init__(controls, num_axes=2, figsize=(8.6, figure_height), dpi=100, caption=caption,
                          palette=True)
 
     def hierarchy(self, color_space: str, similarity: str, k: int) -> tuple[Hierarchy, Tensor]:
@@ -234,25 +234,25 @@ class SelectiveSearchExplorer(Explorer):
             merged_box = torch.tensor([result["merged_box"]])
             outline_boxes(regions_ax, merged_box, edgecolors=MERGED_COLOR, linewidths=2.5)
         regions_ax.set_title(f"step {result['step']} of {result['num_steps']}: "
-                             f"{result['num_regions']} regions", fontsize=11)
+                             f"{plural(result['num_regions'], 'region')}", fontsize=11)
         show_image(proposals_ax, self.image)
         outline_boxes(proposals_ax, result["proposals"], edgecolors=PROPOSAL_COLOR, linewidths=1.0, alpha=0.8)
         if self.gt_boxes is not None and len(self.gt_boxes):
             colors = [FOUND_COLOR if found else MISSED_COLOR for found in result["found"].tolist()]
             outline_boxes(proposals_ax, self.gt_boxes, edgecolors=colors, linewidths=2.0, linestyles="--")
-        title = f"first {result['num_proposals']} of {result['total_proposals']} proposals"
+        title = f"first {result['num_proposals']} of {plural(result['total_proposals'], 'proposal')}"
         if result["recall"] is not None:
             title += f", recall {result['recall']:.2f}"
         proposals_ax.set_title(title, fontsize=11)
 
     def summary(self, result: dict[str, Any]) -> str:
-        text = f"step {result['step']} of {result['num_steps']}: {result['num_regions']} regions"
+        text = f"step {result['step']} of {result['num_steps']}: {plural(result['num_regions'], 'region')}"
         if result["merged"] is not None:
             a, b = result["merged"]
             text += f" (merged {a} + {b}, similarity {result['similarity']:.2f})"
-        text += f" · {result['num_proposals']} of {result['total_proposals']} proposals"
+        text += f" · {result['num_proposals']} of {plural(result['total_proposals'], 'proposal')}"
         if result["recall"] is not None:
             found = int(result["found"].sum())
             text += (f" · recall@IoU≥{result['iou_threshold']:.1f} = {result['recall']:.2f} "
-                     f"({found} of {len(result['found'])} objects)")
+                     f"({found} of {plural(len(result['found']), 'object')})")
         return text

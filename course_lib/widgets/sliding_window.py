@@ -22,7 +22,7 @@ from course_lib.boxes import box_iou
 from course_lib.classical.sliding_window import SlidingWindowDetector, to_unit_float
 from course_lib.nms import fast_nms
 from course_lib.plotting import draw_boxes
-from course_lib.widgets.base import WIDE_LABEL, Explorer, shrink
+from course_lib.widgets.base import WIDE_LABEL, Explorer, plural, shrink
 
 GT_COLOR, TP_COLOR, FP_COLOR, DETECTION_COLOR = "white", "#2ca02c", "#d62728", "#ff7f0e"
 MAX_DRAWN = 150  # boxes drawn at most (the best scoring): a redraw must stay well under 250 ms
@@ -183,7 +183,7 @@ class DetectorExplorer(Explorer):
                    "&nbsp; ▭ white dashed: ground truth. A pyramid scale s searches objects of about s times "
                    f"the window ({window_rows} px); at most {MAX_DRAWN} boxes are drawn, the best first."
                    "</div>")
-        super().__init__(controls, num_axes=2, figsize=(8.5, 4.25), dpi=80, caption=caption,
+        super().__init__(controls, num_axes=2, figsize=(8.5, 4.25), dpi=100, caption=caption,
                          palette=True)
 
     def merged(self, min_level: int, max_level: int, use_nms: bool) -> Tensor:
@@ -241,7 +241,7 @@ class DetectorExplorer(Explorer):
                                                linewidths=2), autolim=False)
         draw_boxes(image_ax, boxes[:MAX_TAGS], scores=scores[:MAX_TAGS], color=colors[:MAX_TAGS], linewidth=2)
         count = result["num_detections"]
-        image_ax.set_title(f"{count} detection{'s' * (count != 1)}", fontsize=11)
+        image_ax.set_title(plural(count, "detection"), fontsize=11)
         score_ax.stairs(result["score_counts"], result["score_edges"], fill=True, color="0.6")
         score_ax.axvline(result["score_threshold"], color=FP_COLOR, linewidth=2)
         score_ax.set_yscale("symlog")
@@ -250,12 +250,13 @@ class DetectorExplorer(Explorer):
         score_ax.set_yticks([])  # tick labels are text, the slowest thing to draw; the title has the counts
         score_ax.set_xlabel("SVM score of a window", fontsize=10)
         score_ax.set_ylabel("windows (log scale)", fontsize=10)
-        score_ax.set_title(f"{result['num_above']} of {result['num_windows']} windows above", fontsize=11)
+        score_ax.set_title(f"{result['num_above']} of {plural(result['num_windows'], 'window')} above",
+                           fontsize=11)
 
     def summary(self, result: dict[str, Any]) -> str:
         low, high = result["scale_range"]
         count = result["num_detections"]
-        text = (f"{count} detection{'s' * (count != 1)} (score > {result['score_threshold']:.2f}, "
+        text = (f"{plural(count, 'detection')} (score > {result['score_threshold']:.2f}, "
                 f"scales {low:.2f} to {high:.2f}, {'NMS' if result['use_nms'] else 'no NMS'})")
         if "best_iou" in result:
             text += (f"; best IoU {result['best_iou']:.2f}, {result['num_found']} of {result['num_gt']} "

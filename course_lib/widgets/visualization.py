@@ -102,7 +102,7 @@ class ActivationExplorer(Explorer):
         controls["threshold"] = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05,
                                                     description="threshold", continuous_update=True,
                                                     style=WIDE_LABEL)
-        super().__init__(controls, num_axes=2, figsize=(7.0, 3.6), dpi=72)
+        super().__init__(controls, num_axes=2, figsize=(7.0, 3.6), dpi=100)
 
     def layer_maps(self, layer: str) -> Tensor:
         """All channels of ``layer`` for the image, Tensor[C, h, w] (one forward pass per layer)."""
@@ -165,7 +165,7 @@ class PatchExplorer(Explorer):
         controls = _layer_controls(self.layers)
         controls["num_patches"] = widgets.IntSlider(value=9, min=1, max=16, description="patches",
                                                     continuous_update=True, style=WIDE_LABEL)
-        super().__init__(controls, num_axes=1, figsize=(4.2, 4.4), dpi=72)
+        super().__init__(controls, num_axes=1, figsize=(4.2, 4.4), dpi=100)
 
     def layer_maps(self, layer: str) -> tuple[Tensor, RF]:
         """All channels of ``layer`` for every image, Tensor[N, C, h, w], and its receptive field."""
@@ -240,7 +240,7 @@ class ClassVisualizationExplorer(Explorer):
                                        continuous_update=False),
             "init": widgets.Dropdown(options=list(INITS), value="grey", description="init"),
         }
-        super().__init__(controls, num_axes=2, figsize=(7.0, 3.4), dpi=72)
+        super().__init__(controls, num_axes=2, figsize=(7.0, 3.4), dpi=100)
 
     def compute(self, target: int, l2_weight: float, steps: int, init: str) -> dict[str, Any]:
         key = (target, float(l2_weight), steps, init)

@@ -4,6 +4,7 @@ import contextlib
 import io
 import re
 
+import numpy as np
 import pytest
 import torch
 import torchvision.ops
@@ -15,11 +16,11 @@ from course_lib._checks import check_pair
 from course_lib.widgets.roi import (
     ROI_METHODS,
     RoIPoolExplorer,
-    _short,
     default_proposal,
     pooled_regions,
     quantization_iou,
     roi_view,
+    value_format,
 )
 
 STATUS = re.compile(
@@ -53,9 +54,13 @@ def test_roi_align_hand_computed():
     assert view["pool_iou"] == pytest.approx(64 / 144)
 
 
-def test_short_values_fit_their_field():
-    assert [_short(v) for v in (0.62, 0.001, 15.3, -3.14, -0.617, 99.9, 12345, -12345)] == [
-        "0.62", "0", "15", "-3.1", "-.62", "100", "1e4", "-1e4"]
+def test_written_values_share_one_fixed_format():
+    # Regression (issue 12): 06's pooled grid mixed "7e-2" with "0.94".
+    small = np.array([[0.07, 0.94], [0.001, -0.617]])
+    assert [format(float(v), value_format(small)) for v in small.ravel()] == ["0.07", "0.94", "0.00", "-0.62"]
+    assert value_format(np.array([15.3, 0.5])) == ".1f"
+    assert value_format(np.array([-12345.0])) == ".0f"
+    assert value_format(np.zeros(0)) == ".2f"
 
 
 # --- roi_view: oracles and invariants ---------------------------------------------------------
@@ -187,7 +192,7 @@ def test_explorer_follows_its_controls():
     explorer.controls["method"].value = "RoIAlign"
     assert _status(explorer)[2:] == ("RoIAlign", "1.00")
     assert f"RoI pool: {expected['covered_iou']:.2f}" in explorer.status.value
-    assert len(explorer.axes[0].collections) == 3  # cell grid, bins, sampling points
+    assert len(explorer.axes[0].collections) == 5  # cell grid, bins, sampling points, proposal, covered
     torch.testing.assert_close(explorer.result["pooled"],
                                roi_view(64, feature_map, proposals[3], 4, 7, "RoIAlign", 4)["pooled"])
     assert explorer.png.startswith(b"\x89PNG") and explorer.render_seconds > 0
@@ -249,7 +254,7 @@ def test_pooled_values_are_written_centred_in_their_own_cells(output_size):
         assert bottom - 0.5 <= extent.y0 and extent.y1 <= top + 0.5, (text.get_text(), extent, bottom, top)
     assert set(cells) == {(i, j) for i in range(out_h) for j in range(out_w)}, "one text per cell"
     assert all(cells[(i, out_w - 1)] for i in range(out_h)), "the last column is written"
-    assert all(cells[(i, j)] == _short(float(pooled[i, j])) for i, j in cells)
+    assert all(cells[(i, j)] == format(float(pooled[i, j]), value_format(pooled.numpy())) for i, j in cells)
 
 
 def test_quantization_iou_matches_roi_view():

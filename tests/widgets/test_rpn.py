@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 
-STATUS = re.compile(r"(\d+) proposals (after NMS at \d\.\d\d|without NMS) \((\d+) kept of (\d+) candidates\) "
+STATUS = re.compile(r"(\d+) proposals? (after NMS at \d\.\d\d|without NMS) "
+                    r"\((\d+) kept of (\d+) candidates\) "
                     r"· recall@0\.5 (\d+)/(\d+) = (\d\.\d\d)")
 GT = torch.tensor([[0.0, 0, 10, 10], [20, 20, 40, 40]])
 # Candidates by decreasing score: a near copy of object 0 (IoU 0.81), a duplicate of it (IoU with the

@@ -44,7 +44,8 @@ def hierarchy(scene):
 
 
 def _status_numbers(explorer):
-    match = re.search(r"step (\d+) of (\d+): (\d+) regions.* (\d+) of (\d+) proposals", explorer.status.value)
+    pattern = r"step (\d+) of (\d+): (\d+) regions?.* (\d+) of (\d+) proposals?"
+    match = re.search(pattern, explorer.status.value)
     assert match, explorer.status.value
     return tuple(int(group) for group in match.groups())
 
