@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 PYTEST_NB := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test unit notebooks-test bench bench-peer notebooks slides clean
+.PHONY: setup lab test unit notebooks-test bench bench-peer notebooks slides student clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,11 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
+# The course's JupyterLab settings (lab/overrides.json: widget state saved with the notebook, no
+# news pop-up, every cell rendered so the deck can page through them) go where JupyterLab reads
+# its defaults, inside the venv; a student's own settings still win.
 lab: setup
+	install -D -m 644 lab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # ruff, then one pytest run: unit tests, every notebook under nbval, every notebook again under
@@ -32,7 +36,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_NB) --nbval-portable tests notebooks
 
 unit: setup
-	$(PY) -m pytest tests -m "not browser"
+	$(PY) -m pytest tests -m "not browser and not student_edition"
 
 notebooks-test: setup
 	$(PY) -m pytest $(PYTEST_NB) --nbval-portable notebooks
@@ -49,6 +53,35 @@ notebooks: setup
 	for nb in $(NOTEBOOKS); do \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; \
 	done
+
+# The student edition to hand out: every notebook without its solution cells, the exercise stubs'
+# outputs cleared, under student/ (git-ignored). Re-run after changing a notebook.
+student: setup
+	$(PY) -m course_lib.exercises.editions student student
+
+# Static reveal.js decks of every notebook (stored outputs, explorers in their saved state) under
+# slides/, opening offline: nbconvert's reveal template loads reveal.js 4.0.2 through require.js,
+# plus jQuery, MathJax 2 and the widget renderer, all unpacked from npm once into slides/lib/
+# instead of its CDN defaults. No notebook draws a mermaid diagram, so its CDN module is left out;
+# the "white" theme's font ships with reveal.js (the default "simple" imports Google Fonts).
+SLIDES_JS := reveal.js@4.0.2 requirejs@2.1.10 jquery@2.2.4 mathjax@2.7.7 @jupyter-widgets/html-manager@1.0.15
+SLIDES_FLAGS := --to slides --output-dir slides --TemplateExporter.extra_template_basedirs=lab --template reveal-offline \
+	--SlidesExporter.reveal_url_prefix=lib/reveal.js --SlidesExporter.reveal_theme=white \
+	--SlidesExporter.require_js_url=lib/requirejs/require.js \
+	--SlidesExporter.jquery_url=lib/jquery/dist/jquery.min.js \
+	--SlidesExporter.mathjax_url='lib/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
+	--SlidesExporter.widget_renderer_url=lib/html-manager/dist/embed-amd.js
+
+slides: setup
+	@if [ "$$(cat slides/lib/.installed 2>/dev/null)" != "$(SLIDES_JS)" ]; then \
+	  rm -rf slides/lib && mkdir -p slides/lib && cd slides/lib && \
+	  for package in $(SLIDES_JS); do \
+	    name=$${package%@*}; name=$${name##*/}; \
+	    tarball=$$(npm pack --silent "$$package") && mkdir -p "$$name" && \
+	    tar -xzf "$$tarball" -C "$$name" --strip-components=1 && rm "$$tarball" || exit 1; \
+	  done && echo "$(SLIDES_JS)" > .installed; \
+	fi
+	$(VENV)/bin/jupyter nbconvert $(SLIDES_FLAGS) $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -4,11 +4,14 @@ An :class:`Exercise` is a reference function, a list of :class:`Case` inputs, an
 :class:`Mistake` s: wrong versions of the function that students typically write, each with the
 hint that fixes it. :func:`run_exercise` calls the student's function on every case, compares its
 answer with the reference, and prints the first failing case (input, expected, got) with a hint.
+The input is printed as Python source (:func:`as_source`): pasted into a cell, it rebuilds the case
+with the same values and dtypes.
 When the student's wrong answer equals what one of the known mistakes computes on that case, the
 hint of that mistake is printed; otherwise the hint of the case itself.
 
-A checker never raises: a student's exception (including the ``NotImplementedError`` of the stub)
-is reported as a message. It returns a :class:`CheckResult` that is truthy when every case passes,
+A checker never raises: a student's exception is reported as a message, and the
+``NotImplementedError`` of an untouched stub as "not attempted yet" (what every checker of the
+student edition says). It returns a :class:`CheckResult` that is truthy when every case passes,
 so a solution cell can say ``assert check_iou(solution)``.
 
 Writing a checker for a new chapter::
@@ -25,7 +28,6 @@ Writing a checker for a new chapter::
 from __future__ import annotations
 
 import copy
-import math
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -36,21 +38,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from course_lib.exercises.source import as_source, show_answer
+
 # A student's loop that never ends (an NMS that forgets to drop the selected box) is stopped
 # after this many seconds per case. Tests lower it.
 TIME_LIMIT_SECONDS = 5.0
+# What a checker says of a stub that still raises NotImplementedError (the student edition's state).
+NOT_ATTEMPTED = "not attempted yet"
 
 
 @dataclass
 class CheckResult:
     """What a checker found: ``passed`` and one message per failing case.
 
-    Truthy when every case passed, so ``assert check_iou(solution)`` works.
+    Truthy when every case passed, so ``assert check_iou(solution)`` works. As the last line of a
+    notebook cell it shows nothing more when the checker printed its report (``verbose=True``),
+    and the report otherwise: every exercise cell looks the same, with or without a ``;``.
     """
 
     passed: bool
     failures: list[str] = field(default_factory=list)
     num_cases: int = 0
+    printed: bool = field(default=False, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -60,6 +69,23 @@ class CheckResult:
             return f"CheckResult(passed=True, {self.num_cases} cases)"
         count = len(self.failures)
         return f"CheckResult(passed=False, {count} failure{'s' * (count != 1)})"
+
+    def report(self) -> str:
+        """The text a checker prints: the success line, or the first failure and how many others."""
+        if self.passed:
+            return f"✓ All {self.num_cases} cases passed."
+        lines = self.failures[:1]
+        others = len(self.failures) - 1
+        if others > 0:
+            cases = f"{others} other cases also fail" if others > 1 else "1 other case also fails"
+            lines.append(f"  ({cases}; fix this one first.)")
+        return "\n".join(lines)
+
+    def _ipython_display_(self) -> None:
+        # IPython calls this instead of showing the repr under the cell: the checker's report,
+        # unless the checker printed it already (no stray ``CheckResult(...)`` under the message).
+        if not self.printed:
+            print(self.report())
 
 
 @dataclass(frozen=True)
@@ -117,8 +143,9 @@ def run_exercise(exercise: Exercise, fn: Callable[..., Any], verbose: bool = Tru
     failures = []
     for index, case in enumerate(exercise.cases):
         outcome, message = _run_case(exercise, fn, case, f"case {index + 1} of {num_cases}")
-        if outcome == "not implemented":
-            message = f"{exercise.name}: not implemented yet (replace the `raise NotImplementedError`)."
+        if outcome == "not attempted":
+            message = (f"{exercise.name}: {NOT_ATTEMPTED} "
+                       "(replace the `raise NotImplementedError` with your code).")
             if exercise.start_hint:
                 message += f"\n  Hint: {exercise.start_hint}"
             return _report(CheckResult(False, [message], num_cases), verbose)
@@ -130,14 +157,14 @@ def run_exercise(exercise: Exercise, fn: Callable[..., Any], verbose: bool = Tru
 
 
 def _run_case(exercise: Exercise, fn: Callable[..., Any], case: Case, where: str) -> tuple[str, str]:
-    """Run one case: ``(outcome, message)``, outcome in passed, failed, timeout, not implemented."""
+    """Run one case: ``(outcome, message)``, outcome in passed, failed, timeout, not attempted."""
     expected = exercise.normalize(exercise.reference(*copy.deepcopy(case.args)))
     header = f"✗ {exercise.name}: {where} failed ({case.name})\n    {_call(exercise.name, case.args)}"
     try:
         with _time_limit(TIME_LIMIT_SECONDS):
             raw = fn(*copy.deepcopy(case.args))
     except NotImplementedError:
-        return "not implemented", ""
+        return "not attempted", ""
     except _TimeLimit:
         limit = f"did not return within {TIME_LIMIT_SECONDS:g} s"
         return "timeout", f"{header}\n    {limit}\n  Hint: {exercise.timeout_hint}"
@@ -147,12 +174,12 @@ def _run_case(exercise: Exercise, fn: Callable[..., Any], case: Case, where: str
     try:
         got = exercise.normalize(raw)
     except (TypeError, ValueError) as error:
-        return "failed", f"{header}\n    returned {_show(raw)}: {error}\n  Hint: {exercise.signature}"
+        return "failed", f"{header}\n    returned {show_answer(raw)}: {error}\n  Hint: {exercise.signature}"
     note = exercise.compare(got, expected)
     if note is None:
         return "passed", ""
     return "failed", (
-        f"{header}\n    expected: {_show(expected)}\n    got:      {_show(got)}"
+        f"{header}\n    expected: {show_answer(expected)}\n    got:      {show_answer(got)}"
         f"{f'  ({note})' if note else ''}\n  Hint: {_hint(exercise, case, got, expected)}"
     )
 
@@ -171,14 +198,8 @@ def _hint(exercise: Exercise, case: Case, got: Any, expected: Any) -> str:
 
 def _report(result: CheckResult, verbose: bool) -> CheckResult:
     if verbose:
-        if result.passed:
-            print(f"✓ All {result.num_cases} cases passed.")
-        else:
-            print(result.failures[0])
-            others = len(result.failures) - 1
-            if others > 0:
-                cases = f"{others} other cases also fail" if others > 1 else "1 other case also fails"
-                print(f"  ({cases}; fix this one first.)")
+        print(result.report())
+        result.printed = True
     return result
 
 
@@ -236,21 +257,8 @@ def compare_float_lists(got: list[float], expected: list[float], atol: float = 1
 # ----------------------------------------------------------------------------- formatting
 
 
-def _show(value: Any, digits: int = 6) -> str:
-    """Short, deterministic text for an input or an answer (rounded floats, no memory addresses)."""
-    if isinstance(value, torch.Tensor | np.ndarray):
-        kind = "tensor" if isinstance(value, torch.Tensor) else "array"
-        return f"{kind}({_show(value.tolist(), digits)})"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
-    if isinstance(value, list | tuple):
-        inner = ", ".join(_show(item, digits) for item in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
-    return repr(value)
-
-
 def _call(name: str, args: tuple) -> str:
-    return f"{name}({', '.join(_show(arg, digits=4) for arg in args)})"
+    return f"{name}({', '.join(as_source(arg) for arg in args)})"
 
 
 # ----------------------------------------------------------------------------- time limit

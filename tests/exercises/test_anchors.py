@@ -111,7 +111,7 @@ def test_stub_reports_not_implemented_without_raising(capsys):
     result = check_label_anchors(label)
     out = capsys.readouterr().out
     assert isinstance(result, CheckResult) and not result
-    assert "not implemented yet" in out and "Hint:" in out and "Traceback" not in out
+    assert "not attempted yet" in out and "Hint:" in out and "Traceback" not in out
 
 
 def test_wrong_number_of_labels_is_explained(capsys):

@@ -133,7 +133,7 @@ def test_stub_reports_not_implemented_without_raising(capsys):
     result = check_decode_deltas(decode_deltas)
     out = capsys.readouterr().out
     assert isinstance(result, CheckResult) and not result
-    assert "not implemented yet" in out and "Hint:" in out and "Traceback" not in out
+    assert "not attempted yet" in out and "Hint:" in out and "Traceback" not in out
 
 
 def test_student_exception_is_reported_as_a_message(capsys):

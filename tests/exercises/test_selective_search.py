@@ -82,7 +82,7 @@ def test_wrong_return_type_and_stub_are_reported():
     result = check_merge_regions(returns_tuple, verbose=False)
     assert not result and "expected a dict" in result.failures[0]
     result = check_merge_regions(stub, verbose=False)
-    assert not result and "not implemented" in result.failures[0]
+    assert not result and "not attempted yet" in result.failures[0]
     assert not check_merge_regions("not a function", verbose=False)
 
 

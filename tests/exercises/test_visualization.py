@@ -32,7 +32,7 @@ def test_a_stub_is_reported_not_raised(capsys):
 
     assert not check_receptive_field(stub)
     assert not check_ascent_step(stub)
-    assert "not implemented yet" in capsys.readouterr().out
+    assert "not attempted yet" in capsys.readouterr().out
 
 
 def test_the_reference_receptive_field_agrees_with_the_library():
