@@ -15,6 +15,7 @@ from course_lib.visualization.activations import (
     crop_patches,
     layer_activations,
     mask_from_map,
+    on_mask_share,
     top_activations,
     top_from_maps,
 )
@@ -367,3 +368,65 @@ def test_crop_patches_edge_and_bad_input():
         crop_patches(images, torch.tensor([[0.0, 0.0, 2.0, 2.0]]))
     with pytest.raises(ValueError, match="x2 >= x1"):
         crop_patches(images[:1], torch.tensor([[3.0, 0.0, 2.0, 2.0]]))
+
+
+# on_mask_share
+
+
+def test_on_mask_share_by_hand():
+    image = torch.zeros(1, 1, 4, 4)
+    image[0, 0, :2, :2] = 2.0  # channel 0's mask at 0.5 is the top-left 2 x 2 (test_activation_mask_by_hand)
+    objects = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    objects[0, :, 0] = 1  # the left column: 2 of the mask's 4 pixels
+    result = on_mask_share(averaging_model(), "0", image, objects, threshold=0.5)
+    assert result["channels"].tolist() == [0]  # channel 1 is negative everywhere
+    torch.testing.assert_close(result["share"], torch.tensor([0.5]))
+    torch.testing.assert_close(result["mask_area"], torch.tensor([4 / 16]))
+    torch.testing.assert_close(result["object_area"], torch.tensor([4 / 16]))
+    never = on_mask_share(averaging_model(), "0", image, objects, channel=1)  # empty mask: share 0, not NaN
+    assert never["share"].tolist() == [0.0] and never["mask_area"].tolist() == [0.0]
+
+
+def direct_share(model, image, objects, layer, threshold, channel=None):
+    """The share for one image, the slow way: record the layer, pick the channel, activation_mask."""
+    with torch.no_grad(), record(model, layer) as recorded:
+        model(image[None])
+    if channel is None:
+        channel = int(recorded.activations[layer][0].amax(dim=(1, 2)).argmax())
+    mask = activation_mask(model, image, layer, channel, threshold)["mask"]
+    return float((mask & objects.bool()).sum() / mask.sum()), channel
+
+
+@pytest.mark.parametrize(
+    "layer, threshold, channel",
+    [("features.relu4", 0.5, None), ("features.relu2", 0.3, None), ("features.relu3", 0.7, 17)],
+)
+def test_on_mask_share_equals_activation_mask_image_by_image(shapes, layer, threshold, channel):
+    model, images = shapes
+    images = images[:12]
+    objects = torch.stack([images[i].mean(dim=0) > images[i].mean() for i in range(12)])  # any masks will do
+    result = on_mask_share(model, layer, images, objects, threshold, channel, batch_size=5)
+    for index in range(12):
+        share, used = direct_share(model, images[index], objects[index], layer, threshold, channel)
+        assert int(result["channels"][index]) == used
+        assert float(result["share"][index]) == pytest.approx(share, abs=1e-6)
+    torch.testing.assert_close(result["object_area"], objects.flatten(1).float().mean(dim=1))
+    assert not has_hooks(model)
+
+
+def test_on_mask_share_empty_and_bad_input(shapes):
+    model, images = shapes
+    objects = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    empty = on_mask_share(model, "features.relu4", images[:0], objects[:0])
+    assert all(value.shape == (0,) for value in empty.values())
+    with pytest.raises(ValueError, match=r"masks: expected a Tensor\[3, 64, 64\]"):
+        on_mask_share(model, "features.relu4", images[:3], objects[:2])
+    with pytest.raises(ValueError, match=r"masks: expected values in \{0, 1\}"):
+        on_mask_share(model, "features.relu4", images[:3], objects + 2)
+    with pytest.raises(ValueError, match="channel: expected 0..127, got 128"):
+        on_mask_share(model, "features.relu4", images[:3], objects, channel=128)
+    with pytest.raises(ValueError, match=r"threshold: expected a value in \[0.0, 1.0\]"):
+        on_mask_share(model, "features.relu4", images[:3], objects, threshold=2.0)
+    with pytest.raises(ValueError, match=r"images: expected a Tensor\[N, C, H, W\]"):
+        on_mask_share(model, "features.relu4", images[0], objects[0])
+    assert not has_hooks(model)

@@ -5,7 +5,13 @@ import torch
 from torch import nn
 
 from course_lib import zoo
-from course_lib.visualization.class_viz import ascent_step, class_visualization, initial_image
+from course_lib.visualization.class_viz import (
+    REGULARIZED,
+    ascent_step,
+    class_visualization,
+    clip_small_norm,
+    initial_image,
+)
 from course_lib.visualization.hooks import has_hooks
 
 
@@ -22,6 +28,27 @@ def test_the_target_score_rises_well_above_its_start_and_the_class_is_predicted(
         assert result["predicted"] == target and result["probability"] > 0.9
         assert result["image"].min() >= 0 and result["image"].max() <= 1
         assert len(result["scores"]) == 60
+
+
+def test_the_regularized_ascent_from_noise_reaches_the_class_and_keeps_the_clipped_pixels_grey(classifier):
+    result = class_visualization(classifier, 4, steps=40, init="noise", **REGULARIZED)  # star
+    assert result["predicted"] == 4 and result["probability"] > 0.9
+    grey = (result["image"] == 0.5).all(dim=0).float().mean()  # the last operation was the clipping
+    assert grey >= 0.29
+
+
+def test_clip_small_norm_by_hand():
+    image = torch.full((3, 2, 2), 0.5)
+    image[:, 0, 0] = torch.tensor([0.5, 0.5, 0.9])  # norm 0.4
+    image[:, 0, 1] = torch.tensor([0.3, 0.5, 0.5])  # norm 0.2
+    image[:, 1, 0] = torch.tensor([0.6, 0.5, 0.5])  # norm 0.1; pixel (1, 1) is grey, norm 0
+    expected = image.clone()
+    expected[:, 1, 0] = 0.5  # below the median (0.15) of the norms 0.4, 0.2, 0.1, 0
+    torch.testing.assert_close(clip_small_norm(image, 50.0), expected)
+    torch.testing.assert_close(clip_small_norm(image, 0.0), image)
+    assert (clip_small_norm(image, 100.0) == 0.5).all(dim=0).sum() == 3  # all pixels but the strongest
+    with pytest.raises(ValueError, match="percentile"):
+        clip_small_norm(image, 150.0)
 
 
 def test_one_ascent_step_by_hand_on_a_linear_model():
@@ -56,3 +83,5 @@ def test_bad_input_is_refused(classifier):
         class_visualization(classifier, 0, init="random")
     with pytest.raises(ValueError, match="l2_weight"):
         class_visualization(classifier, 0, l2_weight=-1.0)
+    with pytest.raises(ValueError, match="clip_percentile"):
+        class_visualization(classifier, 0, clip_percentile=101.0)

@@ -5,10 +5,17 @@ from course_lib.visualization.activations import (
     crop_patches,
     layer_activations,
     mask_from_map,
+    on_mask_share,
     top_activations,
     top_from_maps,
 )
-from course_lib.visualization.class_viz import ascent_step, class_visualization, initial_image
+from course_lib.visualization.class_viz import (
+    REGULARIZED,
+    ascent_step,
+    class_visualization,
+    clip_small_norm,
+    initial_image,
+)
 from course_lib.visualization.embeddings import (
     class_centroid_distances,
     closeness_report,
@@ -21,6 +28,7 @@ from course_lib.visualization.hooks import Recorded, eval_mode, get_layer, has_h
 from course_lib.visualization.receptive_field import RF, receptive_field, unit_box
 
 __all__ = [
+    "REGULARIZED",
     "RF",
     "Recorded",
     "activation_mask",
@@ -28,6 +36,7 @@ __all__ = [
     "channel_filters",
     "class_centroid_distances",
     "class_visualization",
+    "clip_small_norm",
     "closeness_report",
     "crop_patches",
     "embed",
@@ -41,6 +50,7 @@ __all__ = [
     "layer_names",
     "mask_from_map",
     "nearest_neighbors",
+    "on_mask_share",
     "receptive_field",
     "record",
     "top_activations",

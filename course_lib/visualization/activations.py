@@ -263,3 +263,68 @@ def _pad_start(first: int, last: int, length: int, size: int) -> int:
     if at_start and at_end:
         return first - missing // 2
     return first
+
+
+def on_mask_share(
+    model: nn.Module,
+    layer: str,
+    images: Tensor,
+    masks: Tensor,
+    threshold: float = 0.5,
+    channel: int | None = None,
+    batch_size: int = 128,
+) -> dict[str, Tensor]:
+    """How much of each image's activation mask lies on the object: :func:`activation_mask` over a set.
+
+    One example of a mask says little; this measures, for every image, the share of its mask
+    (at ``threshold``, as :func:`mask_from_map` makes it) that falls on the object's pixels.
+    Compare the mean share with the mean ``object_area``: a mask placed at random would land on
+    the object that often, so only a share above it says the channel fires *on* the object.
+
+    Args:
+        model: the network, run in eval mode for the call (each module's mode is restored).
+        layer: a layer name with a ``(B, C, h, w)`` output.
+        images: Tensor[N, C_in, H, W].
+        masks: Tensor[N, H, W] of {0, 1} or bool, the object's pixels in each image.
+        threshold: in [0, 1], as in :func:`activation_mask`.
+        channel: one channel for every image; ``None`` (default) takes, for each image, the channel
+            with the strongest response on it (the largest value of its map), as the lecture's
+            example shows one channel that fires on the image.
+        batch_size: images per forward pass.
+
+    Returns:
+        A dict of Tensor[N]: ``"share"`` (|mask ∩ object| / |mask|; 0 where the mask is empty, see
+        ``"mask_area"``), ``"mask_area"`` and ``"object_area"`` (fractions of the image) and
+        ``"channels"`` (int64, the channel used for each image).
+    """
+    check_tensor(images, "images")
+    check_tensor(masks, "masks")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected a Tensor[N, C, H, W], got shape {tuple(images.shape)}")
+    N, _, H, W = images.shape
+    if masks.shape != (N, H, W):
+        raise ValueError(
+            f"masks: expected a Tensor[{N}, {H}, {W}] (one per image), got shape {tuple(masks.shape)}"
+        )
+    if not torch.all((masks == 0) | (masks == 1)):
+        raise ValueError("masks: expected values in {0, 1}")
+    check_number(threshold, "threshold", low=0.0, high=1.0)
+    check_number(batch_size, "batch_size", low=1, integer=True)
+    if channel is not None:
+        check_number(channel, "channel", integer=True)
+    maps = layer_activations(model, images, layer, batch_size)  # (N, C, h, w)
+    if channel is None:
+        channels = maps.amax(dim=(2, 3)).argmax(dim=1)  # (N,) each image's strongest channel
+    elif 0 <= channel < maps.shape[1]:
+        channels = torch.full((N,), channel, dtype=torch.int64)
+    else:
+        raise ValueError(f"channel: expected 0..{maps.shape[1] - 1}, got {channel}")
+    objects = masks.bool()
+    share, mask_area = torch.zeros(N), torch.zeros(N)
+    for index in range(N):
+        mask = mask_from_map(maps[index, channels[index]], (H, W), threshold)["mask"]  # (H, W)
+        covered = int(mask.sum())
+        mask_area[index] = covered / (H * W)
+        share[index] = int((mask & objects[index]).sum()) / covered if covered else 0.0
+    object_area = objects.flatten(1).float().mean(dim=1)  # (N,)
+    return {"share": share, "mask_area": mask_area, "object_area": object_area, "channels": channels}
