@@ -3,11 +3,12 @@
 Each explorer is built as its notebook builds it (the same data, the zoo's checkpoints), under the
 notebooks' figure settings (``course_lib.nb.PROJECTOR_RC``) and two torch threads. Then every
 control is swept: a slider through about ``SLIDER_POINTS`` values from its minimum to its maximum, a
-dropdown through every option, a checkbox both ways; each value is set as a student's click sets it
-(``control.value = ...``), and the time runs until the new PNG is in the explorer's output, i.e.
-compute, draw, rasterize (``canvas.draw`` inside ``print_png``) and encode. Between two controls
-the previous one goes back to its first value, untimed. The sweep runs ``REPEATS`` times; each
-value keeps its fastest time (the least disturbed by other processes).
+dropdown through up to ``SLIDER_POINTS`` of its options, spread over the list, a checkbox both ways;
+each value is set as a student's click sets it (``control.value = ...``), and the time runs until
+the new PNG is in the explorer's output, i.e. compute, draw, rasterize (``canvas.draw`` inside
+``print_png``) and encode. Between two controls the previous one goes back to its first value,
+untimed. The sweep runs ``REPEATS`` times; each value keeps its fastest time (the least disturbed by
+other processes).
 
 *first draw* is the wall time of the constructor, once the notebook's data and models are ready (it
 computes and renders the first figure, and whatever the explorer prepares: a forward pass, NMS),
@@ -39,9 +40,10 @@ from _timing import NUM_THREADS  # noqa: E402
 
 from course_lib import nb, zoo  # noqa: E402
 
-SLIDER_POINTS = 8
-REPEATS = 2
+SLIDER_POINTS = 5  # values per control: the whole run stays under about four minutes
+REPEATS = 3
 MARKERS = ("<!-- explorers:start -->", "<!-- explorers:end -->")
+LOAD_AT_START = os.getloadavg()[0]  # set again when main starts
 
 
 # --- the data each notebook builds its explorer from ----------------------------------------------
@@ -293,7 +295,11 @@ def sweep_values(control: widgets.ValueWidget) -> list:
         values = [not control.value, control.value]
     elif isinstance(control, widgets.SelectMultiple):
         options = list(control.options)
-        values = [tuple(options[: k + 1]) for k in range(len(options))] + [tuple(control.value)]
+        values = [tuple(options[: k + 1]) for k in range(len(options))]
+        if len(values) > SLIDER_POINTS:
+            step = (len(values) - 1) / (SLIDER_POINTS - 1)
+            values = [values[round(i * step)] for i in range(SLIDER_POINTS)]
+        values.append(tuple(control.value))
     elif isinstance(control, widgets.SelectionRangeSlider):  # each end to each extreme
         options = [option[1] if isinstance(option, tuple) else option for option in control.options]
         last = len(options) - 1
@@ -308,7 +314,7 @@ def sweep_values(control: widgets.ValueWidget) -> list:
         values = points
     elif hasattr(control, "options"):  # Dropdown, ToggleButtons, SelectionSlider
         values = [option[1] if isinstance(option, tuple) else option for option in control.options]
-        if isinstance(control, widgets.SelectionSlider) and len(values) > SLIDER_POINTS:
+        if len(values) > SLIDER_POINTS:
             step = (len(values) - 1) / (SLIDER_POINTS - 1)
             values = [values[round(i * step)] for i in range(SLIDER_POINTS)]
     else:
@@ -372,7 +378,9 @@ def markdown(rows: list[dict]) -> str:
     skipped = sorted({f"{explorer}.{control}" for explorer, control in SKIPPED})
     lines += ["", f"Not swept: {', '.join(skipped)} (each runs a new gradient ascent; a setting seen before "
               f"is cached and redraws like the other explorers). {NUM_THREADS} torch threads, load average "
-              f"{os.getloadavg()[0]:.1f} at the end of the run."]
+              f"{LOAD_AT_START:.1f} at the start of the run and {os.getloadavg()[0]:.1f} at its end; each "
+              f"time is the fastest of {REPEATS} sweeps, so a setting an explorer caches (a layer's "
+              f"activations, an NMS) counts at its cached speed."]
     return "\n".join(lines)
 
 
@@ -381,9 +389,12 @@ def main(names: list[str] | None = None) -> list[dict]:
     mpl.rcParams.update(nb.PROJECTOR_RC)
     torch.set_num_threads(NUM_THREADS)
     threads = os.environ.get("OMP_NUM_THREADS")
-    print(f"load average before: {os.getloadavg()[0]:.2f}; OMP_NUM_THREADS={threads}")
+    global LOAD_AT_START
+    LOAD_AT_START = os.getloadavg()[0]
+    print(f"load average before: {LOAD_AT_START:.2f}; OMP_NUM_THREADS={threads}")
     print(f"{'explorer':<30} | first ms | median ms | worst control (max) | n | dpi")
     rows = [time_explorer(name, build) for name, build in BUILDERS.items() if not names or name in names]
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(markdown(rows))
     return rows
 

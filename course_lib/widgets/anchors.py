@@ -188,6 +188,10 @@ class AnchorExplorer(Explorer):
 
     def draw(self, result: dict[str, Any], ax: Axes) -> None:
         draw_anchor_grid(ax, result["anchors"], result["labels"])
+        if ax.get_legend() is not None:
+            # The caption is the colour key and the status line counts: a legend redrawn at every
+            # move would cost as much as the thousands of anchors.
+            ax.get_legend().remove()
         draw_boxes(ax, torch.tensor([result["gt_box"]]), color="white", linewidth=3)
 
     def summary(self, result: dict[str, Any]) -> str:

@@ -160,7 +160,9 @@ class Explorer:
         self._background: Any = None  # the rasterized background (blitting), and its key
         self._background_key: Any = None
         self._dynamic: list[Any] = []  # the artists the last ``draw`` added over the background
+        self._dynamic_containers: list[tuple[Axes, Any]] = []  # and its bar containers, by axes
         self._limits: list[tuple] = []  # each axes' view when the background was rasterized
+        self._layout: list[tuple] = []  # and each axes' position
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -246,15 +248,22 @@ class Explorer:
         """Blitting: draw the background only when its key changed, then ``draw``'s artists over it."""
         for artist in self._dynamic:
             artist.remove()
+        for ax, container in self._dynamic_containers:
+            ax.containers.remove(container)
         self._dynamic = []
         titles = [title for ax in self.axes for title in (ax.title, ax._left_title, ax._right_title)]
-        if self._background is None or key != self._background_key:
+        # A background also goes stale when the axes moved (``subplots_adjust`` after the first draw).
+        layout = [ax.get_position(original=True).bounds for ax in self.axes]
+        if self._background is None or key != self._background_key or layout != self._layout:
             for ax in self.axes:
                 clear_axes(ax)
             self.draw_background(self.result, self._axes_argument())
             self._background = None
         before = {id(child) for ax in self.axes for child in ax.get_children()}
+        containers_before = {id(container) for ax in self.axes for container in ax.containers}
         self.draw(self.result, self._axes_argument())
+        self._dynamic_containers = [(ax, container) for ax in self.axes for container in ax.containers
+                                    if id(container) not in containers_before]
         if self._background is not None:  # what draw adds must not move the background's view
             for ax, (xlim, ylim) in zip(self.axes, self._limits, strict=True):
                 ax.set_xlim(xlim, auto=None)
@@ -267,7 +276,7 @@ class Explorer:
             canvas.draw()
             self._background = canvas.copy_from_bbox(self.figure.bbox)
             self._limits = [(ax.get_xlim(), ax.get_ylim()) for ax in self.axes]
-            self._background_key = key
+            self._background_key, self._layout = key, layout
         else:
             for artist in self._dynamic:
                 artist.set_animated(True)
@@ -368,6 +377,7 @@ def clear_axes(ax: Axes) -> None:
     for artists in (ax.images, ax.patches, ax.lines, ax.collections, ax.texts, ax.artists, ax.tables):
         for artist in list(artists):
             artist.remove()
+    ax.containers.clear()  # the BarContainers of ``ax.bar``, whose bars are gone
     if ax.get_legend() is not None:
         ax.get_legend().remove()
     for location in ("left", "center", "right"):

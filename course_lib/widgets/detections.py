@@ -22,7 +22,6 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 from matplotlib.axes import Axes
-from matplotlib.lines import Line2D
 from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number, check_scores, check_tensor
@@ -41,10 +40,9 @@ CATEGORY_COLORS = {
     "background": "#D55E00",  # vermillion
     "missed": "#F0E442",  # yellow, dashed
 }
-MAX_TAGS = 12  # text is the slowest thing matplotlib draws: tag the best-scored boxes only
-# A tag's size as a fraction of the image it is drawn on (9-point text on a 4-inch panel at 100 dpi):
-# used to keep tags apart.
-TAG_HEIGHT, TAG_CHAR_WIDTH = 0.04, 0.016
+# Text is the slowest thing matplotlib draws: tag the best-scored boxes only (draw_boxes places the
+# tags apart, and hides those with no free spot).
+MAX_TAGS = 12
 SCORE_STEP = 0.05  # the threshold slider's step, and the grid its bounds are rounded to
 
 
@@ -64,37 +62,6 @@ def _wrap(text: str, width: int = 48, separator: str = " · ") -> str:
         else:
             lines[-1] = f"{lines[-1]}{separator}{part}" if lines[-1] else part
     return "\n".join(lines)
-
-
-def tags_apart(boxes: Tensor, tags: Sequence[str], image_size: tuple[int, int],
-               max_tags: int = MAX_TAGS) -> Tensor:
-    """Which boxes get their tag: in order, each whose tag does not cover a tag placed before it.
-
-    A tag sits above its box's top-left corner (``course_lib.plotting.draw_boxes``); its size is
-    estimated from the image size (``TAG_HEIGHT``, ``TAG_CHAR_WIDTH``). Near-duplicate boxes of a
-    detector share a corner, and their tags would be drawn on top of each other.
-
-    Args:
-        boxes (Tensor[K, 4]): ``xyxy`` boxes, the one whose tag matters most first.
-        tags: their tag texts.
-        image_size: ``(H, W)`` of the image they are drawn on.
-        max_tags: at most this many tags.
-
-    Returns:
-        bool Tensor[K].
-    """
-    height, width = image_size
-    placed: list[tuple[float, float, float, float]] = []
-    tagged = torch.zeros(len(boxes), dtype=torch.bool)
-    for index, ((x1, y1, _, _), tag) in enumerate(zip(boxes.tolist(), tags, strict=True)):
-        rect = (x1, y1 - TAG_HEIGHT * height, x1 + TAG_CHAR_WIDTH * width * len(tag), y1)
-        if len(placed) < max_tags and not any(
-            rect[0] < other[2] and other[0] < rect[2] and rect[1] < other[3] and other[1] < rect[3]
-            for other in placed
-        ):
-            placed.append(rect)
-            tagged[index] = True
-    return tagged
 
 
 def detections_view(
@@ -121,8 +88,7 @@ def detections_view(
         dict with ``image``; ``gt_boxes`` (Tensor[M, 4]), ``gt_labels``, ``gt_tags`` (class
         names); ``kept`` (int64 Tensor[K], the detections scored >= ``score_threshold``, best
         first, ties in input order), and for those ``boxes`` (Tensor[K, 4]), ``scores``,
-        ``labels``, ``categories`` (list of K str), ``tags`` (``"circle 0.87"``),
-        ``tagged`` (bool Tensor[K], the tags drawn: :func:`tags_apart`) and ``colors``;
+        ``labels``, ``categories`` (list of K str), ``tags`` (``"circle 0.87"``) and ``colors``;
         ``missed`` (bool Tensor[M]); ``counts`` (as ``error_breakdown`` on this one image) and
         ``counts_text``; ``num_detections`` (N), ``score_threshold``, ``iou_threshold``,
         ``background_iou``.
@@ -156,7 +122,6 @@ def detections_view(
         "labels": labels,
         "categories": kept_categories,
         "tags": tags,
-        "tagged": tags_apart(boxes, tags, tuple(image.shape[-2:])),
         "colors": [CATEGORY_COLORS[category] for category in kept_categories],
         "missed": missed_objects(prediction, target, iou_threshold, background_iou, score_threshold),
         "counts": counts,
@@ -221,7 +186,7 @@ class DetectionsExplorer(Explorer):
     """Compare detectors on the same scenes: which of their boxes are right, and what the others are.
 
     Left: the ground truth with class names. Right: the selected detector's detections scored at
-    least the threshold, each in the colour of its error category (legend under the panels),
+    least the threshold, each in the colour of its error category (the key under the figure),
     tagged with class and score; the objects no detection found, dashed. The right panel's title
     counts each category ("4 correct · 1 localization · 2 missed").
 
@@ -296,22 +261,18 @@ class DetectionsExplorer(Explorer):
             ),
         }
         # A photo: a 256-colour PNG is several times smaller.
-        super().__init__(controls, num_axes=2, figsize=(9.0, 5.0), dpi=100, caption=self._caption(),
-                         palette=True)
-        self.figure.subplots_adjust(left=0.01, right=0.99, bottom=0.13, top=0.85, wspace=0.04)
-        right = self.axes[1].get_position()
-        self.figure.legend(  # under the right panel, drawn once: a figure legend survives clear_axes
-            handles=[Line2D([], [], color=color, linewidth=2.5, linestyle="--" if name == "missed" else "-",
-                            label=name) for name, color in CATEGORY_COLORS.items()],
-            loc="lower center", bbox_to_anchor=((right.x0 + right.x1) / 2, 0.0), ncol=3, fontsize=10,
-            frameon=False, handlelength=1.8, columnspacing=1.2, borderaxespad=0.2,
-        )
-        self.update()
+        super().__init__(controls, num_axes=2, figsize=(9.0, 4.6), dpi=100, caption=self._caption(),
+                         palette=True, margins={"left": 0.01, "right": 0.99, "bottom": 0.02, "top": 0.88,
+                                                "wspace": 0.04})
 
     def _caption(self) -> str:
         iou, background = self.iou_threshold, self.background_iou
+        # The colour key is HTML, not a figure legend: a legend costs as much to draw as both images.
+        key = " &nbsp; ".join(
+            f"<span style='color: {color}; font-weight: bold'>{'- -' if name == 'missed' else '■'}</span> "
+            f"{name}" for name, color in CATEGORY_COLORS.items())
         return (
-            "<div style='font-size: 0.9em'>A detection is <b>correct</b> with IoU ≥ "
+            f"<div style='font-size: 0.9em'>{key}<br>A detection is <b>correct</b> with IoU ≥ "
             f"{iou:g} on an object of its class that no better-scored box took, a <b>duplicate</b> "
             f"when that object was taken, a <b>localization</b> error with IoU in [{background:g}, "
             f"{iou:g}) on its class, a <b>wrong class</b> with IoU ≥ {background:g} on another "
@@ -341,24 +302,32 @@ class DetectionsExplorer(Explorer):
         self._slider_detector = result["detector"]
         return True
 
-    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return result["scene"]  # the two images and the ground truth change with the scene only
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         truth_ax, detections_ax = ax
         show_image(truth_ax, result["image"])
         draw_boxes(truth_ax, result["gt_boxes"], labels=result["gt_labels"], class_names=self.class_names,
                    max_tags=MAX_TAGS)
+        show_image(detections_ax, result["image"])
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        truth_ax, detections_ax = ax
         num_objects = plural(len(result["gt_boxes"]), "object")
         truth_ax.set_title(f"ground truth · scene {result['scene']}\n{num_objects}",
                            fontsize=11)
-        show_image(detections_ax, result["image"])
         draw_boxes(detections_ax, result["gt_boxes"][result["missed"]], color=CATEGORY_COLORS["missed"],
                    linestyle="--", linewidth=2)
-        tagged = result["tagged"]
-        for with_tag in (False, True):  # tagged boxes on top, worst score first so the best ends on top
-            index = torch.nonzero(tagged == with_tag).flatten().flip(0)
-            tags = {"labels": result["labels"][index], "scores": result["scores"][index],
-                    "class_names": self.class_names} if with_tag else {}
-            colors = [result["colors"][i] for i in index.tolist()]
-            draw_boxes(detections_ax, result["boxes"][index], color=colors, **tags)
+        # The MAX_TAGS best-scored boxes are tagged and drawn last, each box's worse ones before it: the
+        # best ends on top.
+        boxes, colors = result["boxes"], result["colors"]
+        untagged = list(range(len(boxes) - 1, MAX_TAGS - 1, -1))
+        draw_boxes(detections_ax, boxes[untagged], color=[colors[i] for i in untagged])
+        tagged = list(range(min(len(boxes), MAX_TAGS) - 1, -1, -1))
+        draw_boxes(detections_ax, boxes[tagged], labels=result["labels"][tagged],
+                   scores=result["scores"][tagged], class_names=self.class_names,
+                   color=[colors[i] for i in tagged])
         detections_ax.set_title(f"{result['detector']} · score ≥ {result['score_threshold']:.2f}\n"
                                 f"{_wrap(result['counts_text'])}", fontsize=11)
 

@@ -79,6 +79,7 @@ def rcnn_proposal_view(
     scores: Tensor | None = None,
     deltas: Tensor | None = None,
     gt_boxes: Tensor | None = None,
+    crop: Tensor | None = None,
 ) -> dict[str, Any]:
     """One proposal through R-CNN: its warped crop, its K SVM scores, its box before and after regression.
 
@@ -94,6 +95,8 @@ def rcnn_proposal_view(
             image, proposals)`` if already computed (the explorer computes them once per scene);
             otherwise only this proposal goes through the CNN. Give both or neither.
         gt_boxes (Tensor[G, 4], optional): the scene's objects, to measure the regression.
+        crop (Tensor[3, S, S], optional): ``model.warp(image, proposals[index:index + 1])[0]`` if
+            already computed (the explorer keeps every crop of its scene); otherwise warped here.
 
     Returns:
         dict with ``index``, ``num_proposals`` (N), ``proposal`` (Tensor[4]), ``context_box``
@@ -117,9 +120,14 @@ def rcnn_proposal_view(
                              f"{4 * K}), got {tuple(scores.shape)} and {tuple(deltas.shape)}")
     if gt_boxes is not None:
         check_boxes(gt_boxes, "gt_boxes")
+    size = model.warp_size
+    if crop is not None:
+        check_tensor(crop, "crop")
+        if crop.shape != (3, size, size):
+            raise ValueError(f"crop: expected a Tensor[3, {size}, {size}], got shape {tuple(crop.shape)}")
     proposal = proposals[index].float()  # (4,)
     with torch.no_grad():
-        crop = model.warp(image, proposal[None])  # (1, 3, S, S)
+        crop = model.warp(image, proposal[None]) if crop is None else crop[None]  # (1, 3, S, S)
         if scores is None:
             scores, deltas = model.classify(model.features(crop))  # (1, K), (1, 4K)
         else:
@@ -127,7 +135,7 @@ def rcnn_proposal_view(
         decoded = model.box_coder.decode(deltas, proposal[None]).view(K, 4)  # (K, 4)
     best_label = int(scores[0].argmax()) + 1
     refined = clip_boxes_to_image(decoded[best_label - 1 : best_label], tuple(image.shape[1:]))[0]  # (4,)
-    size, margin = model.warp_size, model.context
+    margin = model.context
     result = {
         "index": index,
         "num_proposals": num_proposals,
@@ -183,7 +191,12 @@ class RCNNExplorer(Explorer):
         if gt_boxes is not None:
             check_boxes(gt_boxes, "gt_boxes")
         self.model, self.image, self.proposals, self.gt_boxes = model, image, proposals.float(), gt_boxes
-        self.scores, self.deltas = rcnn_scores(model, image, self.proposals)  # (N, K), (N, 4K)
+        _check_inputs(model, image, self.proposals)
+        with torch.no_grad():  # rcnn_scores, keeping the crops: warping one again costs a redraw's time
+            crops = model.warp(image, self.proposals)  # (N, 3, S, S)
+            self.scores, self.deltas = model.classify(model.features(crops))  # (N, K), (N, 4K)
+        # As bytes, a quarter of the memory: the explorer only shows them.
+        self.crops = (crops.clamp(0, 1) * 255).round().to(torch.uint8)  # (N, 3, S, S)
         best = self.scores.max(dim=1).values  # (N,)
         self.ranking = torch.sort(best, descending=True, stable=True).indices  # (N,) best first
         self.rank = torch.empty_like(self.ranking)
@@ -204,8 +217,8 @@ class RCNNExplorer(Explorer):
             "- - objects</div>"
         )
         # A photo: a 256-colour PNG is several times smaller.
-        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=100, caption=caption, palette=True)
-        self.figure.subplots_adjust(left=0.02, right=0.98, bottom=0.12, wspace=0.28)  # room for the y ticks
+        super().__init__(controls, num_axes=3, figsize=(11.0, 3.9), dpi=100, caption=caption, palette=True,
+                         margins={"left": 0.02, "right": 0.98, "bottom": 0.12, "wspace": 0.28})
 
     def index(self, order: str, position: int) -> int:
         """The proposal at ``position`` in ``order``."""
@@ -214,7 +227,7 @@ class RCNNExplorer(Explorer):
     def compute(self, order: str, proposal: int) -> dict[str, Any]:
         index = self.index(order, proposal)
         view = rcnn_proposal_view(self.model, self.image, self.proposals, index, self.scores, self.deltas,
-                                  self.gt_boxes)
+                                  self.gt_boxes, crop=self.crops[index].float() / 255)
         return {**view, "order": order, "position": proposal, "rank": int(self.rank[index])}
 
     def sync_controls(self, result: dict[str, Any]) -> bool:
@@ -228,20 +241,39 @@ class RCNNExplorer(Explorer):
         self._shown = (result["order"], index)
         return position != result["position"]
 
-    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return "scene"  # the scene, its objects and the score axes never change
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         scene_ax, crop_ax, score_ax = ax
-        label, names = result["best_label"], result["class_names"]
+        names = result["class_names"]
         show_image(scene_ax, self.image)
         if self.gt_boxes is not None and len(self.gt_boxes):
             draw_boxes(scene_ax, self.gt_boxes, color=GT_COLOR, linewidth=1, linestyle="--", alpha=0.8)
+        height, width = self.image.shape[1:]
+        scene_ax.set_xlim(0, width)
+        scene_ax.set_ylim(height, 0)
+        size = self.model.warp_size
+        crop_ax.set_xlim(0, size)
+        crop_ax.set_ylim(size, 0)
+        crop_ax.set_aspect("equal")
+        crop_ax.set_axis_off()
+        positions = np.arange(len(names))
+        score_ax.axhline(0.0, color="0.3", linewidth=0.8)
+        score_ax.set_xticks(positions, names, fontsize=9)
+        score_ax.set_xlim(-0.6, len(names) - 0.4)
+        score_ax.set_ylim(*self.score_limits)
+        score_ax.set_ylabel("SVM score", fontsize=9)
+        score_ax.tick_params(axis="y", labelsize=8)
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        scene_ax, crop_ax, score_ax = ax
+        label, names = result["best_label"], result["class_names"]
         draw_boxes(scene_ax, result["context_box"][None], color=CONTEXT_COLOR, linewidth=1, linestyle=":")
         # The refined box first and wider, so that the proposal stays visible on top where they overlap.
         draw_boxes(scene_ax, result["refined_box"][None], labels=[label], scores=[result["best_score"]],
                    class_names=("background", *names), linewidth=3)
         draw_boxes(scene_ax, result["proposal"][None], color=PROPOSAL_COLOR, linewidth=1.5)
-        height, width = self.image.shape[1:]
-        scene_ax.set_xlim(0, width)
-        scene_ax.set_ylim(height, 0)
         scene_ax.set_title(f"proposal {result['index']}: before and after box regression", fontsize=10)
 
         show_image(crop_ax, result["crop"].clamp(0, 1))
@@ -251,17 +283,10 @@ class RCNNExplorer(Explorer):
         crop_ax.set_title(f"warped crop {size}x{size} ({self.model.context} px context)", fontsize=10)
 
         scores = result["scores"].numpy()
-        positions = np.arange(len(scores))
         colors = [class_color(k) for k in range(1, len(scores) + 1)]
-        bars = score_ax.bar(positions, scores, color=colors, width=0.7)
+        bars = score_ax.bar(np.arange(len(scores)), scores, color=colors, width=0.7)
         bars[label - 1].set_edgecolor("black")
         bars[label - 1].set_linewidth(2)
-        score_ax.axhline(0.0, color="0.3", linewidth=0.8)
-        score_ax.set_xticks(positions, names, fontsize=9)
-        score_ax.set_xlim(-0.6, len(scores) - 0.4)
-        score_ax.set_ylim(*self.score_limits)
-        score_ax.set_ylabel("SVM score", fontsize=9)
-        score_ax.tick_params(axis="y", labelsize=8)
         score_ax.set_title(f"SVM scores ({names[label - 1]} is best)", fontsize=10)
 
     def summary(self, result: dict[str, Any]) -> str:

@@ -221,13 +221,26 @@ class DetectorExplorer(Explorer):
         return {**result, "score_counts": counts, "score_edges": edges, "use_nms": use_nms,
                 "scale_range": (scales[min_level], scales[max_level])}
 
-    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+    def background_key(self, result: dict[str, Any]) -> Any:
+        return result["scale_range"]  # the photo, the objects and the histogram of these levels' scores
+
+    def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         image_ax, score_ax = ax
         image_ax.imshow(self.display_image, extent=(0, self.width, self.height, 0),
                         interpolation="antialiased")
         image_ax.set_axis_off()
         if self.gt_boxes is not None:
             draw_boxes(image_ax, self.gt_boxes, color=GT_COLOR, linestyle="--", linewidth=2)
+        score_ax.stairs(result["score_counts"], result["score_edges"], fill=True, color="0.6")
+        score_ax.set_yscale("symlog")
+        score_ax.set_xlim(float(result["score_edges"][0]), float(result["score_edges"][-1]))
+        score_ax.set_ylim(0, max(float(result["score_counts"].max()), 1) * 2)
+        score_ax.set_yticks([])  # tick labels are text, the slowest thing to draw; the title has the counts
+        score_ax.set_xlabel("SVM score of a window", fontsize=10)
+        score_ax.set_ylabel("windows (log scale)", fontsize=10)
+
+    def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
+        image_ax, score_ax = ax
         boxes, scores = result["boxes"][:MAX_DRAWN], result["scores"][:MAX_DRAWN]
         if "is_true_positive" in result:
             colors = [TP_COLOR if tp else FP_COLOR for tp in result["is_true_positive"][:MAX_DRAWN].tolist()]
@@ -242,14 +255,7 @@ class DetectorExplorer(Explorer):
         draw_boxes(image_ax, boxes[:MAX_TAGS], scores=scores[:MAX_TAGS], color=colors[:MAX_TAGS], linewidth=2)
         count = result["num_detections"]
         image_ax.set_title(plural(count, "detection"), fontsize=11)
-        score_ax.stairs(result["score_counts"], result["score_edges"], fill=True, color="0.6")
         score_ax.axvline(result["score_threshold"], color=FP_COLOR, linewidth=2)
-        score_ax.set_yscale("symlog")
-        score_ax.set_xlim(float(result["score_edges"][0]), float(result["score_edges"][-1]))
-        score_ax.set_ylim(0, max(float(result["score_counts"].max()), 1) * 2)
-        score_ax.set_yticks([])  # tick labels are text, the slowest thing to draw; the title has the counts
-        score_ax.set_xlabel("SVM score of a window", fontsize=10)
-        score_ax.set_ylabel("windows (log scale)", fontsize=10)
         score_ax.set_title(f"{result['num_above']} of {plural(result['num_windows'], 'window')} above",
                            fontsize=11)
 

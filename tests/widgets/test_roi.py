@@ -237,22 +237,31 @@ def test_pooled_values_are_written_centred_in_their_own_cells(output_size):
     explorer.controls["proposal"].value = 1
     explorer.output_size = check_pair(output_size, "output_size")
     explorer.update()
+    explorer.render_png()
     pooled_ax, pooled = explorer.axes[2], explorer.result["pooled"]
     out_h, out_w = pooled.shape
     renderer = explorer.figure.canvas.get_renderer()
+    (left, top), (right, bottom) = pooled_ax.transData.transform([(0, 0), (out_w, out_h)])
+    cell_height = (top - bottom) / out_h
     cells = {}
-    for text in pooled_ax.texts:
-        x, y = text.get_position()
-        i, j = int(y), int(x)
-        assert (i + 0.25 < y < i + 0.75) and (j + 0.25 < x < j + 0.75), (text.get_text(), x, y)
-        assert (i, j) not in cells, f"two texts in cell {(i, j)}"
-        cells[(i, j)] = text.get_text()
-        # Where it is really drawn: the rendered text lies inside its cell on screen.
+    for text in pooled_ax.texts:  # one multi-line text per column and colour, one line per row
+        x, _ = text.get_position()
+        j = int(x)
+        assert j + 0.25 < x < j + 0.75, (text.get_text(), x)
+        lines = text.get_text().split("\n")
+        assert len(lines) == out_h, text.get_text()
+        for i, line in enumerate(lines):
+            if line:
+                assert (i, j) not in cells, f"two texts in cell {(i, j)}"
+                cells[(i, j)] = line
+        # Where it is really drawn: inside its column, lines one cell apart, centred on the grid.
         extent = text.get_window_extent(renderer)
-        (left, top), (right, bottom) = pooled_ax.transData.transform([(j, i), (j + 1, i + 1)])
-        assert left - 0.5 <= extent.x0 and extent.x1 <= right + 0.5, (text.get_text(), extent, left, right)
-        assert bottom - 0.5 <= extent.y0 and extent.y1 <= top + 0.5, (text.get_text(), extent, bottom, top)
-    assert set(cells) == {(i, j) for i in range(out_h) for j in range(out_w)}, "one text per cell"
+        column_left, column_right = left + j * (right - left) / out_w, left + (j + 1) * (right - left) / out_w
+        assert column_left - 0.5 <= extent.x0 and extent.x1 <= column_right + 0.5, (text.get_text(), extent)
+        line_height = extent.height - (out_h - 1) * cell_height
+        assert 0 < line_height <= cell_height + 0.5, (extent.height, cell_height)
+        assert abs((extent.y0 + extent.y1) / 2 - (top + bottom) / 2) <= 1.0, (extent, top, bottom)
+    assert set(cells) == {(i, j) for i in range(out_h) for j in range(out_w)}, "one value per cell"
     assert all(cells[(i, out_w - 1)] for i in range(out_h)), "the last column is written"
     assert all(cells[(i, j)] == format(float(pooled[i, j]), value_format(pooled.numpy())) for i, j in cells)
 
