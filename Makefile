@@ -62,15 +62,11 @@ student: setup
 # Static reveal.js decks of every notebook (stored outputs, explorers in their saved state) under
 # slides/, opening offline: nbconvert's reveal template loads reveal.js 4.0.2 through require.js,
 # plus jQuery, MathJax 2 and the widget renderer, all unpacked from npm once into slides/lib/
-# instead of its CDN defaults. No notebook draws a mermaid diagram, so its CDN module is left out;
-# the "white" theme's font ships with reveal.js (the default "simple" imports Google Fonts).
+# instead of its CDN defaults (lab/slides_config.py, shared with lab/fit_slides.py). No notebook
+# draws a mermaid diagram, so its CDN module is left out; the "white" theme's font ships with
+# reveal.js (the default "simple" imports Google Fonts). After editing a notebook, run
+# `.venv/bin/python lab/fit_slides.py notebooks/NN_name.ipynb` so that its slides fit the screen.
 SLIDES_JS := reveal.js@4.0.2 requirejs@2.1.10 jquery@2.2.4 mathjax@2.7.7 @jupyter-widgets/html-manager@1.0.15
-SLIDES_FLAGS := --to slides --output-dir slides --TemplateExporter.extra_template_basedirs=lab --template reveal-offline \
-	--SlidesExporter.reveal_url_prefix=lib/reveal.js --SlidesExporter.reveal_theme=white \
-	--SlidesExporter.require_js_url=lib/requirejs/require.js \
-	--SlidesExporter.jquery_url=lib/jquery/dist/jquery.min.js \
-	--SlidesExporter.mathjax_url='lib/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe' \
-	--SlidesExporter.widget_renderer_url=lib/html-manager/dist/embed-amd.js
 
 slides: setup
 	@if [ "$$(cat slides/lib/.installed 2>/dev/null)" != "$(SLIDES_JS)" ]; then \
@@ -81,7 +77,7 @@ slides: setup
 	    tar -xzf "$$tarball" -C "$$name" --strip-components=1 && rm "$$tarball" || exit 1; \
 	  done && echo "$(SLIDES_JS)" > .installed; \
 	fi
-	$(VENV)/bin/jupyter nbconvert $(SLIDES_FLAGS) $(NOTEBOOKS)
+	$(VENV)/bin/jupyter nbconvert --config lab/slides_config.py --output-dir slides $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -373,8 +373,11 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| explorer | first draw (ms) | median redraw (ms) | worst control (median ms) |",
              "|---|---:|---:|---|"]
     for row in rows:
-        lines.append(f"| {row['name']} | {row['first_ms']:.0f} | {row['median_ms']:.0f} | "
-                     f"{row['worst_control']} ({row['worst_ms']:.0f}) |")
+        if row["num_redraws"]:
+            redraw = f"{row['median_ms']:.0f} | {row['worst_control']} ({row['worst_ms']:.0f})"
+        else:
+            redraw = "not swept | –"
+        lines.append(f"| {row['name']} | {row['first_ms']:.0f} | {redraw} |")
     skipped = sorted({f"{explorer}.{control}" for explorer, control in SKIPPED})
     lines += ["", f"Not swept: {', '.join(skipped)} (each runs a new gradient ascent; a setting seen before "
               f"is cached and redraws like the other explorers). {NUM_THREADS} torch threads, load average "
