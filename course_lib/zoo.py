@@ -59,6 +59,22 @@ RECIPES = {
         "course_lib.recipes.faster_rcnn",
         "Faster R-CNN: backbone, RPN (3 sizes x 3 ratios), Fast R-CNN head",
     ),
+    "yolo_v1": (
+        "course_lib.recipes.yolo_v1",
+        "YOLO v1: backbone, stride-8 grid (S = 16), B = 2 boxes and C class probabilities per cell",
+    ),
+    "ssd": (
+        "course_lib.recipes.ssd",
+        "SSD: backbone + 1 extra layer, default boxes at strides 4-32 (4 per cell), softmax + boxes",
+    ),
+    "retinanet": (
+        "course_lib.recipes.retinanet",
+        "RetinaNet: backbone, FPN strides 4-32, shared class and box subnets, 9 anchors, focal loss",
+    ),
+    "retinanet_ce": (
+        "course_lib.recipes.retinanet_ce",
+        "RetinaNet as `retinanet`, trained with the plain cross entropy (the focal-loss ablation)",
+    ),
     "shapes_classifier": (
         "course_lib.recipes.shapes_classifier",
         "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear; output k = CLASSES[k]",

@@ -5,12 +5,16 @@ from course_lib.exercises.average_precision import check_ap
 from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_exercise
 from course_lib.exercises.box_convert import check_box_convert
 from course_lib.exercises.box_deltas import check_decode_deltas
+from course_lib.exercises.focal_loss import check_focal_loss
+from course_lib.exercises.fpn import check_top_down_merge
 from course_lib.exercises.hog import check_cell_histogram
 from course_lib.exercises.iou import check_iou
 from course_lib.exercises.nms import check_nms
 from course_lib.exercises.roi import check_roi_max_pool
 from course_lib.exercises.selective_search import check_merge_regions
+from course_lib.exercises.ssd import check_match_default_boxes
 from course_lib.exercises.visualization import check_ascent_step, check_receptive_field
+from course_lib.exercises.yolo import check_decode_cell
 
 __all__ = [
     "Case",
@@ -21,12 +25,16 @@ __all__ = [
     "check_ascent_step",
     "check_box_convert",
     "check_cell_histogram",
+    "check_decode_cell",
     "check_decode_deltas",
+    "check_focal_loss",
     "check_iou",
     "check_label_anchors",
+    "check_match_default_boxes",
     "check_merge_regions",
     "check_nms",
     "check_receptive_field",
     "check_roi_max_pool",
+    "check_top_down_merge",
     "run_exercise",
 ]

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from course_lib.data import ShapeScenes
 from course_lib.metrics import evaluate_detections
+from course_lib.train import TrainConfig, fit
 
 SPLIT = "test"  # every detector is measured on the 200 test scenes
 QUICK_SIZE = 20  # what the tests re-measure: the first 20 test scenes
@@ -100,11 +101,13 @@ def evaluate_detector(
     limit: int | None = None,
     batch_size: int = 8,
     proposals: Callable[[list[int]], list[Tensor]] | None = None,
+    keys: tuple[str, ...] = ("AP", "AP50", "AR100"),
 ) -> dict[str, float]:
     """COCO AP and AP50 (and AR100) of a detector on a split, with ``course_lib.metrics``.
 
     Args:
         proposals: for detectors with external proposals, ``indices -> proposals`` (e.g. a cache).
+        keys: which of ``coco_evaluate``'s statistics to return.
     """
     model.eval()
     data = scenes(split, limit)
@@ -117,4 +120,36 @@ def evaluate_detector(
         else:
             predictions.extend(model(images, proposals=proposals(indices)))
     stats = evaluate_detections(predictions, [target for _, target in data])
-    return {"AP": stats["AP"], "AP50": stats["AP50"], "AR100": stats["AR100"]}
+    return {key: stats[key] for key in keys}
+
+
+ONE_STAGE_KEYS = ("AP", "AP50", "APs", "APm", "AR100")  # the one-stage chapters compare by size
+
+
+def train_from_backbone(
+    build: Callable[[], nn.Module],
+    config: TrainConfig,
+    checkpoint=None,
+    progress: bool = True,
+    limit: int | None = None,
+):
+    """Seed, build, load ``shapes_backbone`` into ``model.backbone``, train on the training scenes.
+
+    Returns:
+        ``(model in eval mode, loss history)``.
+    """
+    from course_lib import zoo
+
+    torch.manual_seed(config.seed)
+    model = build()
+    model.backbone.load_state_dict(zoo.load("shapes_backbone").state_dict())
+    history = fit(
+        model,
+        scenes("train", limit),
+        detection_losses,
+        config,
+        checkpoint=checkpoint,
+        checkpoint_every=50,
+        progress=progress,
+    )
+    return model, history

@@ -1,0 +1,52 @@
+"""Recipe of ``retinanet``: FPN, shared class and box subnets, focal loss, on ShapeScenes.
+
+Starts from ``shapes_backbone`` (batch norm frozen); all 2,000 training scenes in their 8
+symmetries, AdamW, warm-up and a cosine schedule (SGD at 0.01 reached AP50 0.01 on 100 validation
+scenes after one epoch, AdamW at 0.001 0.14); focal loss with the paper's
+alpha = 0.25, gamma = 2. Measured on the 200 test scenes.
+
+``retinanet_ce`` (``recipes/retinanet_ce.py``) is the same recipe with the plain cross entropy:
+the ablation of notebook 12.
+"""
+
+from __future__ import annotations
+
+import os
+
+from course_lib.models.retinanet import RetinaNet
+from course_lib.recipes.detection import (
+    ONE_STAGE_KEYS,
+    QUICK_SIZE,
+    SPLIT,
+    evaluate_detector,
+    train_from_backbone,
+)
+from course_lib.train import TrainConfig
+
+CONFIG = TrainConfig(
+    epochs=20, batch_size=8, lr=0.001, optimizer="adamw", weight_decay=1e-4, warmup_steps=100, seed=0
+)
+INFERENCE = {"nms_thresh": 0.5, "score_thresh": 0.01}
+LOSS = {"alpha": 0.25, "gamma": 2.0}
+__all__ = ["CONFIG", "INFERENCE", "LOSS", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
+
+
+def build() -> RetinaNet:
+    """The architecture of ``retinanet`` with fresh weights: 4 levels (strides 4 to 32), 9 anchors
+    per cell, 12,240 for a 128-px image."""
+    return RetinaNet(**LOSS, **INFERENCE)
+
+
+def train(
+    checkpoint: str | os.PathLike | None = None,
+    config: TrainConfig = CONFIG,
+    progress: bool = True,
+    limit: int | None = None,
+):
+    """Train from ``shapes_backbone``; returns ``(model in eval mode, loss history)``."""
+    return train_from_backbone(build, config, checkpoint, progress, limit)
+
+
+def evaluate(model: RetinaNet, split: str = SPLIT, limit: int | None = None) -> dict[str, float]:
+    """AP, AP50, APs, APm and AR100 on the split."""
+    return evaluate_detector(model, split, limit, keys=ONE_STAGE_KEYS)
