@@ -12,12 +12,16 @@ from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.detections import DetectionsExplorer, detections_view
 from course_lib.widgets.hog import HOGExplorer, hog_view
+from course_lib.widgets.losses import FocalLossExplorer, focal_loss_shares
 from course_lib.widgets.nms import NMSExplorer, nms_view
+from course_lib.widgets.retinanet import FPNLevelExplorer, level_assignment_view
 from course_lib.widgets.rcnn import RCNNExplorer, rcnn_proposal_view, rcnn_scores
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
 from course_lib.widgets.sliding_window import DetectorExplorer, detector_view
+from course_lib.widgets.ssd import DefaultBoxExplorer, default_box_view
+from course_lib.widgets.yolo import YOLOCellExplorer, yolo_cell_view
 from course_lib.widgets.visualization import ActivationExplorer, ClassVisualizationExplorer, PatchExplorer
 
 __all__ = [
@@ -52,6 +56,14 @@ __all__ = [
     "rank_proposals",
     "SelectiveSearchExplorer",
     "selective_search_view",
+    "YOLOCellExplorer",
+    "yolo_cell_view",
+    "DefaultBoxExplorer",
+    "default_box_view",
+    "FocalLossExplorer",
+    "focal_loss_shares",
+    "FPNLevelExplorer",
+    "level_assignment_view",
     "ActivationExplorer",
     "PatchExplorer",
     "ClassVisualizationExplorer",

@@ -215,7 +215,7 @@ class FocalLossExplorer(Explorer):
         bottoms = [0.0, 0.0]
         for name in GROUPS:
             heights = [result["loss_shares"][name], result["gradient_shares"][name]]
-            share_ax.bar([0, 1], heights, bottom=bottoms, width=0.7, color=GROUP_COLORS[name], label=name)
+            share_ax.bar([0, 1], heights, bottom=bottoms, width=0.8, color=GROUP_COLORS[name], label=name)
             for x, (bottom, height) in enumerate(zip(bottoms, heights, strict=True)):
                 if height >= 0.07:  # a label only where it fits inside its segment
                     share_ax.text(x, bottom + height / 2, f"{name.split()[0]} {height:.0%}", ha="center",
@@ -223,7 +223,8 @@ class FocalLossExplorer(Explorer):
             bottoms = [bottom + height for bottom, height in zip(bottoms, heights, strict=True)]
         curve_ax.plot(result["p_t"].numpy(), result["curve"].numpy(), color="#D55E00")
         alpha = "no α" if result["alpha"] is None else f"α = {result['alpha']:.2f}"
-        share_ax.set_title(f"who carries it · γ = {result['gamma']:.1f}, {alpha}", fontsize=TITLE_SIZE)
+        share_ax.set_title(f"share of loss and gradient · γ = {result['gamma']:.1f}, {alpha}",
+                           fontsize=TITLE_SIZE)
         curve_ax.set_title(f"FL(p_t) with γ = {result['gamma']:.1f} vs CE", fontsize=TITLE_SIZE)
 
     def summary(self, result: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from course_lib import zoo
 from course_lib.classical.sliding_window import SlidingWindowDetector
 from course_lib.data import CLASSES
 from course_lib.models.rcnn import RCNN
+from course_lib.recipes import retinanet, ssd, yolo_v1
 from course_lib.recipes.face_detector import lfw_crops, random_negative_crops
 from course_lib.widgets import (
     ActivationExplorer,
@@ -27,7 +28,10 @@ from course_lib.widgets import (
     APExplorer,
     ClassVisualizationExplorer,
     DetectionsExplorer,
+    DefaultBoxExplorer,
     DetectorExplorer,
+    FocalLossExplorer,
+    FPNLevelExplorer,
     HOGExplorer,
     IoUExplorer,
     NMSExplorer,
@@ -37,6 +41,7 @@ from course_lib.widgets import (
     RoIPoolExplorer,
     SceneExplorer,
     SelectiveSearchExplorer,
+    YOLOCellExplorer,
 )
 from course_lib.widgets.base import KERNEL_GONE_TEXT, ExplorerBox, plural
 from course_lib.widgets.embeddings import NeighborsExplorer
@@ -85,6 +90,18 @@ def _rcnn():
 
 # name -> a function of the fixtures that builds a small explorer
 BUILDERS = {
+    "yolo cell": lambda f: YOLOCellExplorer(
+        yolo_v1.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
+    ),
+    "ssd default boxes": lambda f: DefaultBoxExplorer(
+        ssd.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
+    ),
+    "fpn levels": lambda f: FPNLevelExplorer(
+        retinanet.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
+    ),
+    "focal loss": lambda f: FocalLossExplorer(
+        torch.randn(200, generator=torch.Generator().manual_seed(0)) - 3, (torch.arange(200) % 20 == 0).float()
+    ),
     "scene": lambda f: SceneExplorer([(_image(), _target(BOXES)), (_image(seed=1), _target(NO_BOXES))],
                                      class_names=CLASSES),
     "iou": lambda f: IoUExplorer(box_a=(30, 30, 80, 80)),
@@ -168,7 +185,7 @@ def test_every_control_at_its_extremes_renders(name, request):
 
 
 # --- blitting -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["proposals", "roi", "ap", "anchors"])
+@pytest.mark.parametrize("name", ["proposals", "roi", "ap", "anchors", "yolo cell", "fpn levels", "focal loss"])
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw(name):
     explorer = BUILDERS[name]({})
     for control in explorer.controls.values():  # move every control once, to a new value
