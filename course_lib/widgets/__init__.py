@@ -14,15 +14,15 @@ from course_lib.widgets.detections import DetectionsExplorer, detections_view
 from course_lib.widgets.hog import HOGExplorer, hog_view
 from course_lib.widgets.losses import FocalLossExplorer, focal_loss_shares
 from course_lib.widgets.nms import NMSExplorer, nms_view
-from course_lib.widgets.retinanet import FPNLevelExplorer, level_assignment_view
 from course_lib.widgets.rcnn import RCNNExplorer, rcnn_proposal_view, rcnn_scores
+from course_lib.widgets.retinanet import FPNLevelExplorer, level_assignment_view
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
 from course_lib.widgets.sliding_window import DetectorExplorer, detector_view
 from course_lib.widgets.ssd import DefaultBoxExplorer, default_box_view
-from course_lib.widgets.yolo import YOLOCellExplorer, yolo_cell_view
 from course_lib.widgets.visualization import ActivationExplorer, ClassVisualizationExplorer, PatchExplorer
+from course_lib.widgets.yolo import YOLOCellExplorer, yolo_cell_view
 
 __all__ = [
     "Explorer",

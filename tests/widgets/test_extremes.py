@@ -27,8 +27,8 @@ from course_lib.widgets import (
     AnchorExplorer,
     APExplorer,
     ClassVisualizationExplorer,
-    DetectionsExplorer,
     DefaultBoxExplorer,
+    DetectionsExplorer,
     DetectorExplorer,
     FocalLossExplorer,
     FPNLevelExplorer,
@@ -100,7 +100,8 @@ BUILDERS = {
         retinanet.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
     ),
     "focal loss": lambda f: FocalLossExplorer(
-        torch.randn(200, generator=torch.Generator().manual_seed(0)) - 3, (torch.arange(200) % 20 == 0).float()
+        torch.randn(200, generator=torch.Generator().manual_seed(0)) - 3,
+        (torch.arange(200) % 20 == 0).float(),
     ),
     "scene": lambda f: SceneExplorer([(_image(), _target(BOXES)), (_image(seed=1), _target(NO_BOXES))],
                                      class_names=CLASSES),
@@ -185,7 +186,9 @@ def test_every_control_at_its_extremes_renders(name, request):
 
 
 # --- blitting -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["proposals", "roi", "ap", "anchors", "yolo cell", "fpn levels", "focal loss"])
+@pytest.mark.parametrize(
+    "name", ["proposals", "roi", "ap", "anchors", "yolo cell", "fpn levels", "focal loss"]
+)
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw(name):
     explorer = BUILDERS[name]({})
     for control in explorer.controls.values():  # move every control once, to a new value
