@@ -117,7 +117,8 @@ TOP_DOWN_MERGE = Exercise(
         Mistake("add the lateral map: the merge is lateral + upsampled coarser, not the upsampled map alone.",
                 lambda c, l: _variant(c, l, merge="upsampled only")),
     ],
-    start_hint="return lateral + F.interpolate(coarser, size=lateral.shape[-2:], mode='nearest').",
+    start_hint="upsample the coarser map to the lateral's own height and width (F.interpolate with size= "
+    "and mode='nearest'), then add the two: the sum, not torch.cat.",
 )
 
 

@@ -26,6 +26,8 @@ from course_lib.train import TrainConfig
 CONFIG = TrainConfig(
     epochs=20, batch_size=8, lr=0.001, optimizer="adamw", weight_decay=1e-4, warmup_steps=100, seed=0
 )
+# Chosen on the 200 validation scenes: of NMS 0.3 / 0.4 / 0.5 / 0.6 and score cuts 0.001 / 0.01 / 0.05,
+# the best AP50 (0.916, cuts 0.001 and 0.01 tied).
 INFERENCE = {"nms_thresh": 0.5, "score_thresh": 0.01}
 LOSS = {"alpha": 0.25, "gamma": 2.0}
 __all__ = ["CONFIG", "INFERENCE", "LOSS", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]

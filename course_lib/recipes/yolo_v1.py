@@ -21,9 +21,11 @@ from course_lib.recipes.detection import (
 from course_lib.train import TrainConfig
 
 CONFIG = TrainConfig(
-    epochs=20, batch_size=8, lr=0.001, optimizer="adamw", weight_decay=1e-4, warmup_steps=100, seed=0
+    epochs=30, batch_size=8, lr=0.001, optimizer="adamw", weight_decay=1e-4, warmup_steps=100, seed=0
 )
-INFERENCE = {"nms_thresh": 0.5, "score_thresh": 0.01}
+# Chosen on the 200 validation scenes: of NMS 0.3 / 0.4 / 0.5 / 0.6 and score cuts 0.001 / 0.01 / 0.05,
+# the best AP50 (0.805).
+INFERENCE = {"nms_thresh": 0.3, "score_thresh": 0.001}
 __all__ = ["CONFIG", "INFERENCE", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
 
 
