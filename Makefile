@@ -1,6 +1,6 @@
 # Two commands: `make lab` (set up, then open the course) and `make test`.
 # Each target sets up .venv on first use; a second run skips the install
-# (the stamp file depends on requirements.txt and pyproject.toml).
+# (the stamp file depends on requirements.txt, requirements-nodeps.txt and pyproject.toml).
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -16,8 +16,9 @@ setup: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt pyproject.toml | $(PY)
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml | $(PY)
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 

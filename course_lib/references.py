@@ -115,3 +115,67 @@ def opencv_selective_search(image: np.ndarray, mode: str = "fast") -> Tensor:
     rects = search.process().astype(np.float32).reshape(-1, 4)  # (N, 4) x, y, w, h
     rects[:, 2:] += rects[:, :2]
     return torch.from_numpy(rects)  # (N, 4) xyxy
+
+
+def captum_occlusion(
+    model,
+    images: Tensor,
+    target,
+    window: int,
+    stride: int,
+    baseline: float = 0.0,
+    perturbations_per_eval: int = 1,
+) -> Tensor:
+    """Captum's ``Occlusion`` with a square ``window`` over every channel: Tensor[B, H, W].
+
+    Captum returns the map once per channel (the window covers them all); channel 0 is returned.
+    ``perturbations_per_eval=1`` is Captum's default: one forward pass per window position.
+    """
+    from captum.attr import Occlusion
+
+    C = images.shape[1]  # channels
+    attribution = Occlusion(model).attribute(
+        images,
+        target=target,
+        sliding_window_shapes=(C, window, window),
+        strides=(C, stride, stride),
+        baselines=baseline,
+        perturbations_per_eval=perturbations_per_eval,
+    )  # (B, C, H, W)
+    return attribution[:, 0]  # (B, H, W)
+
+
+def captum_grad_cam(model, layer: str, images: Tensor, target) -> Tensor:
+    """Captum's ``LayerGradCam`` (ReLU on) at ``layer``, upsampled bilinearly to the input size.
+
+    Returns:
+        Tensor[B, H, W].
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    module = dict(model.named_modules())[layer]
+    method = LayerGradCam(model, module)
+    maps = method.attribute(images, target=target, relu_attributions=True)  # (B, 1, h, w)
+    return LayerAttribution.interpolate(maps, tuple(images.shape[-2:]), "bilinear")[:, 0]  # (B, H, W)
+
+
+def pytorch_grad_cam(model, layer: str, images: Tensor, classes: Tensor) -> Tensor:
+    """pytorch-grad-cam's ``GradCAM`` for one class per image: Tensor[B, H, W] float32.
+
+    Each map is min-max normalized at the layer's resolution, then resized with OpenCV's bilinear
+    ``cv2.resize``: compare it with :func:`min_max` of ours.
+    """
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    module = dict(model.named_modules())[layer]
+    with GradCAM(model=model, target_layers=[module]) as method:
+        maps = method(images, targets=[ClassifierOutputTarget(int(label)) for label in classes])
+    return torch.from_numpy(np.ascontiguousarray(maps))  # (B, H, W)
+
+
+def min_max(maps: Tensor) -> Tensor:
+    """Each map of Tensor[B, H, W] scaled to [0, 1] (a constant map becomes 0), as figures show them."""
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    span = maps.amax(dim=(1, 2), keepdim=True) - low
+    return (maps - low) / span.clamp(min=torch.finfo(maps.dtype).tiny)

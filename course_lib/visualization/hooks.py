@@ -10,7 +10,8 @@ manager (as pytorch-grad-cam's ``ActivationsAndGradients`` and Captum's layer me
     recorded.gradients["features.4"]     # d score / d output, same shape
 
 The hooks are removed when the ``with`` block ends, also when it ends with an exception, so a
-failed experiment never leaves a model that keeps recording. :func:`eval_mode` does the same for
+failed experiment never leaves a model that keeps recording. :func:`relu_rule` swaps the backward
+rule of every ReLU for deconvnet's or guided backprop's in the same way. :func:`eval_mode` does the same for
 the modules' train/eval flags: a method looks at a model in eval mode and gives it back as it was.
 """
 
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from torch import Tensor, nn
+
+from course_lib._checks import check_choice
 
 # Layers a student may want to look at; containers (Sequential, the model itself) are left out.
 VISIBLE_LAYERS = (
@@ -120,3 +123,66 @@ def has_hooks(model: nn.Module) -> bool:
         module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
         for module in model.modules()
     )
+
+
+# The backward signal through a ReLU, by method (Springenberg et al. 2015, Fig. 1): ``forward_input``
+# is what entered the ReLU on the way forward, ``grad_output`` what comes back from above.
+RELU_RULES = ("backprop", "deconvnet", "guided")
+
+
+def relu_backward(forward_input: Tensor, grad_output: Tensor, rule: str = "backprop") -> Tensor:
+    """What a ReLU passes back to the layer below it, under each method's rule.
+
+    * ``"backprop"``, the gradient: keep the signal where the forward input was positive;
+    * ``"deconvnet"`` (Zeiler & Fergus 2014): keep the signal where *it* is positive, a ReLU on
+      the way back, whatever the forward pass did;
+    * ``"guided"`` (guided backprop, Springenberg et al. 2015): both masks at once.
+
+    Only ``"backprop"`` is a derivative; the other two are rules made up to give sharper pictures.
+    """
+    rule = check_choice(rule, RELU_RULES, "rule")
+    if forward_input.shape != grad_output.shape:
+        raise ValueError(
+            f"grad_output: expected the shape of forward_input, {tuple(forward_input.shape)}, "
+            f"got {tuple(grad_output.shape)}"
+        )
+    forward_mask = forward_input > 0
+    if rule == "backprop":
+        return grad_output * forward_mask
+    if rule == "deconvnet":
+        return grad_output.clamp(min=0)
+    return grad_output.clamp(min=0) * forward_mask
+
+
+@contextmanager
+def relu_rule(model: nn.Module, rule: str) -> Iterator[None]:
+    """Back-propagate through every ``nn.ReLU`` of ``model`` with :func:`relu_backward`'s ``rule``.
+
+    Only ReLU *modules* are changed (as in Captum): a ``torch.relu`` called inside a ``forward``
+    keeps its gradient. In-place ReLUs are switched to out-of-place while the block runs (a backward
+    hook cannot see an in-place op's input). Hooks and ``inplace`` flags are restored when the block
+    ends, also after an exception.
+    """
+    rule = check_choice(rule, RELU_RULES, "rule")
+    relus = [module for module in model.modules() if isinstance(module, nn.ReLU)]
+    inplace = [relu.inplace for relu in relus]
+    handles = []
+
+    def hook(module: nn.Module, grad_input: tuple, grad_output: tuple) -> tuple:
+        # grad_input[0] is the gradient, grad_output[0] * (input > 0); the sign of the forward input
+        # is the sign of the output where the output is not 0.
+        if rule == "deconvnet":
+            return (grad_output[0].clamp(min=0),)
+        return (grad_input[0].clamp(min=0),)
+
+    try:
+        for relu in relus:
+            relu.inplace = False
+            if rule != "backprop":
+                handles.append(relu.register_full_backward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for relu, flag in zip(relus, inplace, strict=True):
+            relu.inplace = flag
