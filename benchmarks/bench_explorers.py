@@ -259,6 +259,24 @@ def class_visualization_explorer():
     return lambda: ClassVisualizationExplorer(model)
 
 
+def explanation_explorer():
+    from course_lib.widgets.explanations import ExplanationExplorer
+
+    model = zoo.load("shapes_classifier")
+    images, labels = _crops()[1]
+    return lambda: ExplanationExplorer(model, images, targets=labels)
+
+
+def explanation_explorer_detector():
+    from course_lib.widgets.explanations import ExplanationExplorer
+
+    model = zoo.load("retinanet")
+    images = [_test_scene()[0], _val_scene()[0]]  # two images: the image slider has somewhere to go
+    # The classification subnet's ReLUs and the stem's: the box subnet does not move a detection's score.
+    layers = ["backbone.stem.0.2", "backbone.stem.1.2", "class_subnet.1", "class_subnet.3"]
+    return lambda: ExplanationExplorer(model, images, layers=layers)
+
+
 BUILDERS: dict[str, Callable[[], Any]] = {
     "SceneExplorer": scene_explorer,
     "IoUExplorer": iou_explorer,
@@ -278,6 +296,8 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "ActivationExplorer": activation_explorer,
     "PatchExplorer": patch_explorer,
     "ClassVisualizationExplorer": class_visualization_explorer,
+    "ExplanationExplorer": explanation_explorer,
+    "ExplanationExplorer (detector)": explanation_explorer_detector,
 }
 # Controls left out of the sweep, with the reason printed under the table.
 SKIPPED = {

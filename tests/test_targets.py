@@ -62,3 +62,19 @@ def test_detection_score_finds_the_chosen_detection_again():
     assert detection_score(torch.tensor([[0.0, 0, 1, 1]]), [1])(empty).item() == 0
     with pytest.raises(ValueError, match="one label per box"):
         detection_score(torch.zeros(2, 4), [1])
+
+
+def test_empty_inputs_give_empty_results():
+    from course_lib.visualization import cam, grad_cam, occlusion, saliency
+
+    assert class_indices([], 0).shape == (0,)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    for method in (
+        saliency,
+        lambda m, x, t: occlusion(m, x, t, 4, 4),
+        lambda m, x, t: grad_cam(m, "0", x, t),
+    ):
+        assert method(model, [], []).shape[0] == 0
+    from course_lib.models.classifier import GAPClassifier
+
+    assert cam(GAPClassifier(3, (2,), (False,), ("a", "b")), [], []).shape[0] == 0

@@ -65,6 +65,8 @@ def cam(model: nn.Module, images: Tensor, target: Target) -> Tensor:
         raise TypeError("target: CAM takes a class index (a row of .fc), not a callable")
     batch = as_batch(images)
     classes = class_indices(target, batch.shape[0], classifier.out_features)  # (B,)
+    if batch.shape[0] == 0:
+        return batch.new_zeros(0, *batch.shape[-2:])
     with eval_mode(model), torch.no_grad():
         activations = features(batch)  # (B, K, h, w)
         maps = weighted_channels(activations, classifier.weight[classes])  # (B, h, w)

@@ -97,9 +97,9 @@ def occlusion(
     as_list = not isinstance(images, Tensor)
     batch = as_batch(images)
     B, C, H, W = batch.shape  # batch, channels, height, width
-    masks = window_masks((H, W), window, stride)  # (P, H, W)
     if B == 0:
         return batch.new_zeros(0, H, W)
+    masks = window_masks((H, W), window, stride)  # (P, H, W)
     is_callable = callable(target) and not isinstance(target, Tensor)
     classes = None if is_callable else class_indices(target, B)  # (B,)
     coverage = masks.sum(dim=0).to(batch)  # (H, W) windows over each pixel

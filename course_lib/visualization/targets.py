@@ -103,7 +103,8 @@ def class_indices(target: Any, batch_size: int, num_classes: int | None = None) 
     if isinstance(target, int):
         classes = torch.full((batch_size,), target, dtype=torch.int64)
     else:
-        classes = torch.as_tensor(target)
+        empty = isinstance(target, Sequence) and len(target) == 0
+        classes = torch.zeros(0, dtype=torch.int64) if empty else torch.as_tensor(target)
         if classes.is_floating_point() or classes.dtype == torch.bool:
             raise TypeError(f"target: expected integer class indices, got dtype {classes.dtype}")
         if classes.dim() == 0:

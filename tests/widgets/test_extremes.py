@@ -45,6 +45,7 @@ from course_lib.widgets import (
 )
 from course_lib.widgets.base import KERNEL_GONE_TEXT, ExplorerBox, plural
 from course_lib.widgets.embeddings import NeighborsExplorer
+from course_lib.widgets.explanations import ExplanationExplorer
 
 NO_BOXES = torch.zeros(0, 4)
 BOXES = torch.tensor([[2.0, 2, 30, 30], [4, 4, 32, 30], [30, 10, 60, 50], [0, 40, 20, 63]])
@@ -132,6 +133,10 @@ BUILDERS = {
     "activations": lambda f: ActivationExplorer(f["classifier"], torch.rand(3, 64, 64)),
     "patches": lambda f: PatchExplorer(f["classifier"], torch.rand(4, 3, 64, 64)),
     "class visualization": lambda f: ClassVisualizationExplorer(f["classifier"]),
+    "explanations": lambda f: ExplanationExplorer(zoo.load("shapes_classifier"),
+                                                  torch.stack([_image(), _image(seed=1)])),
+    "explanations, detector": lambda f: ExplanationExplorer(retinanet.build().eval(),
+                                                            [_image(), _image(seed=1)]),
 }
 
 
