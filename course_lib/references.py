@@ -159,17 +159,17 @@ def captum_grad_cam(model, layer: str, images: Tensor, target) -> Tensor:
     return LayerAttribution.interpolate(maps, tuple(images.shape[-2:]), "bilinear")[:, 0]  # (B, H, W)
 
 
-def pytorch_grad_cam(model, layer: str, images: Tensor, classes: Tensor) -> Tensor:
-    """pytorch-grad-cam's ``GradCAM`` for one class per image: Tensor[B, H, W] float32.
+def pytorch_grad_cam(model, layer: str, images: Tensor, classes: Tensor, method: str = "GradCAM") -> Tensor:
+    """pytorch-grad-cam's ``GradCAM`` (or ``HiResCAM``, ...) for one class per image: Tensor[B, H, W].
 
     Each map is min-max normalized at the layer's resolution, then resized with OpenCV's bilinear
     ``cv2.resize``: compare it with :func:`min_max` of ours.
     """
-    from pytorch_grad_cam import GradCAM
+    import pytorch_grad_cam as library
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     module = dict(model.named_modules())[layer]
-    with GradCAM(model=model, target_layers=[module]) as method:
+    with getattr(library, method)(model=model, target_layers=[module]) as method:
         maps = method(images, targets=[ClassifierOutputTarget(int(label)) for label in classes])
     return torch.from_numpy(np.ascontiguousarray(maps))  # (B, H, W)
 

@@ -8,7 +8,7 @@ from course_lib import zoo
 from course_lib.data import ShapeCrops, ShapeScenes
 from course_lib.models.classifier import GAPClassifier
 from course_lib.references import captum_grad_cam, min_max, pytorch_grad_cam
-from course_lib.visualization.cam import cam, grad_cam, grad_cam_parts, guided_grad_cam, upsample
+from course_lib.visualization.cam import cam, grad_cam, grad_cam_parts, guided_grad_cam, hires_cam, upsample
 from course_lib.visualization.hooks import get_layer, has_hooks
 from course_lib.visualization.targets import detection_score
 
@@ -113,3 +113,30 @@ def test_hooks_are_removed_after_an_error_and_bad_input_is_named():
         cam(model, torch.rand(1, 3, 8, 8), lambda out: out[:, 0])
     assert grad_cam(model, "features.relu2", torch.zeros(0, 3, 8, 8), 0).shape == (0, 8, 8)
     assert cam(model, torch.zeros(0, 3, 8, 8), 0).shape == (0, 8, 8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("layer", ["features.relu1", "features.conv3"])
+def test_hires_cam_equals_pytorch_grad_cam(seed, layer):
+    model = random_gap(seed)
+    images = torch.rand(3, 3, 12, 14, generator=torch.Generator().manual_seed(seed))
+    classes = torch.tensor([1, 0, 3])
+    ours = hires_cam(model, layer, images, classes)
+    theirs = pytorch_grad_cam(model, layer, images, classes, method="HiResCAM")
+    nonzero = ours.amax(dim=(1, 2)) > 0
+    torch.testing.assert_close(min_max(ours)[nonzero], min_max(theirs)[nonzero], rtol=0, atol=1e-4)
+
+
+def test_hires_cam_by_hand_and_equal_to_grad_cam_on_the_last_gap_layer():
+    model = random_gap(4)
+    images = torch.rand(2, 3, 8, 8)
+    inputs = images.clone()
+    features = model.features(inputs)  # (2, 5, 4, 4) the last map: features ends with relu3
+    features.retain_grad()
+    model.fc(features.mean(dim=(2, 3)))[:, 2].sum().backward()
+    by_hand = (features.grad * features).sum(dim=1).clamp(min=0).detach()  # (2, 4, 4)
+    torch.testing.assert_close(hires_cam(model, "features.relu3", images, 2), upsample(by_hand, (8, 8)))
+    # the gradient of a GAP classifier is the same at every position: no difference from Grad-CAM
+    torch.testing.assert_close(
+        hires_cam(model, "features.relu3", images, 2), grad_cam(model, "features.relu3", images, 2)
+    )

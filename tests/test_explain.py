@@ -13,7 +13,7 @@ from captum.attr import GuidedBackprop
 from course_lib import zoo
 from course_lib.data import ShapeCrops
 from course_lib.references import captum_grad_cam, captum_occlusion
-from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam
+from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam, hires_cam
 from course_lib.visualization.explain import (
     LAYER_METHODS,
     METHODS,
@@ -55,12 +55,13 @@ REFERENCES = {
     "cam": lambda m, x, t: cam(m, x, t),
     "grad-cam": lambda m, x, t: grad_cam(m, LAYER, x, t),
     "guided grad-cam": lambda m, x, t: guided_grad_cam(m, LAYER, x, t),
+    "hires-cam": lambda m, x, t: hires_cam(m, LAYER, x, t),
 }
 
 
 def test_methods_are_the_chapters():
     assert METHODS == ("saliency", "smoothgrad", "deconvnet", "guided backprop", "occlusion", "cam",
-                       "grad-cam", "guided grad-cam")
+                       "grad-cam", "guided grad-cam", "hires-cam")
     assert set(REFERENCES) == set(METHODS)
     assert set(SIGNED_METHODS) < set(METHODS) and set(LAYER_METHODS) < set(METHODS)
 

@@ -1,4 +1,5 @@
-"""Class activation maps: CAM (Zhou et al. 2016), Grad-CAM and Guided Grad-CAM (Selvaraju et al. 2017).
+"""Class activation maps: CAM (Zhou et al. 2016), Grad-CAM and Guided Grad-CAM (Selvaraju et al. 2017),
+and HiResCAM (Draelos & Carin 2020) for heads whose score depends on a few positions (detections).
 
 Both weigh the K channels of a late feature map ``A`` (``Tensor[K, h, w]``) and add them up:
 
@@ -73,30 +74,42 @@ def cam(model: nn.Module, images: Tensor, target: Target) -> Tensor:
     return upsample(maps, tuple(batch.shape[-2:]))  # (B, H, W)
 
 
-def grad_cam_parts(model: nn.Module, layer: str, images, target: Target) -> tuple[Tensor, Tensor]:
-    """The two things Grad-CAM needs: a layer's activations ``A`` and the channel weights ``alpha``.
+def layer_gradients(model: nn.Module, layer: str, images, target: Target) -> tuple[Tensor, Tensor]:
+    """A layer's activations ``A`` and the target score's gradient with respect to them, ``dy/dA``.
+
+    The one place where the CAM family records a layer (pytorch-grad-cam's ``BaseCAM`` pattern):
+    each method below only says how it weighs the two.
 
     Returns:
-        (Tensor[B, K, h, w] activations, Tensor[B, K] weights: the target score's gradient with
-        respect to each channel, averaged over its h x w positions).
+        (Tensor[B, K, h, w] activations, Tensor[B, K, h, w] gradients), detached.
     """
     as_list = not isinstance(images, Tensor)
     batch = as_batch(images)
     get_layer(model, layer)  # an unknown name lists the valid ones
+    if batch.shape[0] == 0:
+        return batch.new_zeros(0, 0, 0, 0), batch.new_zeros(0, 0, 0, 0)
     with eval_mode(model), record(model, layer, gradients=True) as recorded, torch.enable_grad():
-        if batch.shape[0] == 0:
-            return batch.new_zeros(0, 0, 0, 0), batch.new_zeros(0, 0)
         scores = target_scores(run_model(model, batch, as_list), target, batch.shape[0])  # (B,)
         activations = recorded.activations.get(layer)
         if not isinstance(activations, Tensor) or activations.dim() != 4:
             got = tuple(activations.shape) if isinstance(activations, Tensor) else type(activations).__name__
             raise ValueError(f"layer: expected {layer!r} to output a Tensor[B, K, h, w], got {got}")
+        gradients = None
         if scores.requires_grad:
             (gradients,) = torch.autograd.grad(scores.sum(), activations, allow_unused=True)
-        else:
-            gradients = None
     gradients = torch.zeros_like(activations) if gradients is None else gradients  # (B, K, h, w)
-    return activations.detach(), gradients.mean(dim=(2, 3))  # (B, K, h, w), (B, K)
+    return activations.detach(), gradients.detach()
+
+
+def grad_cam_parts(model: nn.Module, layer: str, images, target: Target) -> tuple[Tensor, Tensor]:
+    """The two things Grad-CAM needs: a layer's activations ``A`` and the channel weights ``alpha``.
+
+    Returns:
+        (Tensor[B, K, h, w] activations, Tensor[B, K] weights: the target score's gradient with
+        respect to each channel, averaged over its h x w positions, Eq. 1 of Selvaraju et al.).
+    """
+    activations, gradients = layer_gradients(model, layer, images, target)  # (B, K, h, w) twice
+    return activations, gradients.mean(dim=(2, 3))  # (B, K, h, w), (B, K)
 
 
 def grad_cam(model: nn.Module, layer: str, images, target: Target) -> Tensor:
@@ -118,6 +131,27 @@ def grad_cam(model: nn.Module, layer: str, images, target: Target) -> Tensor:
     if batch.shape[0] == 0:
         return batch.new_zeros(0, *batch.shape[-2:])
     maps = weighted_channels(activations, weights).clamp(min=0)  # (B, h, w)
+    return upsample(maps, tuple(batch.shape[-2:]))  # (B, H, W)
+
+
+def hires_cam(model: nn.Module, layer: str, images, target: Target) -> Tensor:
+    """HiResCAM (Draelos & Carin 2020): ``ReLU(sum_k dy/dA_k * A_k)``, the gradient kept per position.
+
+    Grad-CAM averages the gradient over the map before weighing the channels, which is harmless
+    for a classifier whose score pools the whole map (on a GAP network the gradient is the same at
+    every position, and the two methods agree). A detection's score depends on a few positions
+    only (its RoI, its cell, its anchors); averaging spreads that over the whole image, while the
+    element-wise product keeps it where it is. Equal, after min-max normalization, to
+    pytorch-grad-cam's ``HiResCAM``.
+
+    Returns:
+        Tensor[B, H, W], non-negative, not normalized.
+    """
+    batch = as_batch(images)
+    activations, gradients = layer_gradients(model, layer, images, target)  # (B, K, h, w) twice
+    if batch.shape[0] == 0:
+        return batch.new_zeros(0, *batch.shape[-2:])
+    maps = (gradients * activations).sum(dim=1).clamp(min=0)  # (B, h, w)
     return upsample(maps, tuple(batch.shape[-2:]))  # (B, H, W)
 
 

@@ -6,7 +6,7 @@ dispatches, as Captum's ``attr`` classes share one ``attribute`` verb, so that a
 explorer can put the methods side by side on the same image and the same target:
 
 * :func:`attribute`: what the method itself returns, ``Tensor[B, H, W]`` for the map methods
-  (saliency, SmoothGrad, occlusion, CAM, Grad-CAM) and ``Tensor[B, C, H, W]`` for the signed,
+  (saliency, SmoothGrad, occlusion, CAM, Grad-CAM, HiResCAM) and ``Tensor[B, C, H, W]`` for the signed,
   per-channel ones (deconvnet, guided backprop, Guided Grad-CAM);
 * :func:`channel_map`: one map per image, ``max_c |a_c|`` for a per-channel attribution, the
   reduction that Simonyan et al. 2014 (Sec. 3.1) apply to the gradient to get the saliency map;
@@ -23,15 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from course_lib._checks import check_choice, check_number, check_tensor
-from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam
+from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam, hires_cam
 from course_lib.visualization.occlusion import occlusion
 from course_lib.visualization.saliency import deconvnet, guided_backprop, saliency
 from course_lib.visualization.targets import Target, as_batch
 
 METHODS = ("saliency", "smoothgrad", "deconvnet", "guided backprop", "occlusion", "cam", "grad-cam",
-           "guided grad-cam")
+           "guided grad-cam", "hires-cam")
 SIGNED_METHODS = ("deconvnet", "guided backprop", "guided grad-cam")  # Tensor[B, C, H, W], signed
-LAYER_METHODS = ("grad-cam", "guided grad-cam")  # the ones that need ``layer``
+LAYER_METHODS = ("grad-cam", "guided grad-cam", "hires-cam")  # the ones that need ``layer``
 SMOOTHGRAD_SAMPLES = 25  # noisy copies per image (Smilkov et al. 2017 find 50 hardly better than 25)
 
 # The keyword options each method takes, passed on unchanged; their defaults are the functions' own
@@ -45,6 +45,7 @@ OPTIONS = {
     "cam": (),
     "grad-cam": (),
     "guided grad-cam": (),
+    "hires-cam": (),
 }
 
 
@@ -95,6 +96,8 @@ def attribute(method: str, model: nn.Module, images, target: Target, layer: str 
         return cam(model, images, target)
     if method == "grad-cam":
         return grad_cam(model, layer, images, target)
+    if method == "hires-cam":
+        return hires_cam(model, layer, images, target)
     return guided_grad_cam(model, layer, images, target)
 
 

@@ -40,7 +40,7 @@ from course_lib.widgets.base import WIDE_LABEL, Explorer, plural
 CMAP = "jet"
 MAX_DETECTIONS = 10  # a detector's target dropdown offers its best detections on the image
 # With a detector the target is a callable (one detection): SmoothGrad, occlusion and CAM take classes.
-DETECTOR_METHODS = ("saliency", "deconvnet", "guided backprop", "grad-cam", "guided grad-cam")
+DETECTOR_METHODS = ("saliency", "deconvnet", "guided backprop", "grad-cam", "guided grad-cam", "hires-cam")
 NO_DETECTION = -1  # the target dropdown's value on an image without detections
 
 
