@@ -33,6 +33,27 @@ def time_call(fn: Callable[..., Any], *args: Any, repeat: int = 5, number: int =
     return best
 
 
+def time_pair(
+    ours: Callable[[], Any], reference: Callable[[], Any], repeat: int = 5
+) -> tuple[float, float]:
+    """Best-of-``repeat`` wall times of two calls, in seconds, timed in turns (ours, reference, ...).
+
+    Alternating the two spreads a busy machine's slow spells, and a warm cache, over both; timing
+    one ``repeat`` times and then the other can tilt the ratio by 1.5x either way on two cores.
+    """
+    torch.set_num_threads(NUM_THREADS)
+    ours(), reference()
+    best_ours = best_reference = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        ours()
+        best_ours = min(best_ours, time.perf_counter() - start)
+        start = time.perf_counter()
+        reference()
+        best_reference = min(best_reference, time.perf_counter() - start)
+    return best_ours, best_reference
+
+
 def print_row(name: str, ours_s: float, ref_s: float) -> dict[str, float | str]:
     """Print ``name | ours ms | reference ms | ratio`` and return the row as a dict.
 

@@ -53,6 +53,7 @@ from course_lib.visualization.explain import (
     explain,
     signed_image,
 )
+from course_lib.visualization.fast_occlusion import fast_occlusion, occluded_outputs
 from course_lib.visualization.filters import channel_filters, filter_grid, first_layer_filters
 from course_lib.visualization.hooks import (
     RELU_RULES,
@@ -114,6 +115,7 @@ __all__ = [
     "energy_in_mask",
     "eval_mode",
     "explain",
+    "fast_occlusion",
     "filter_grid",
     "first_layer_filters",
     "get_layer",
@@ -137,6 +139,7 @@ __all__ = [
     "mask_from_map",
     "nearest_neighbors",
     "occlude",
+    "occluded_outputs",
     "occlusion",
     "on_mask_share",
     "pointing_game",

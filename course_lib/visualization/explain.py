@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from course_lib._checks import check_choice, check_number, check_tensor
 from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam, hires_cam
+from course_lib.visualization.fast_occlusion import fast_occlusion, incremental_layers
 from course_lib.visualization.occlusion import occlusion
 from course_lib.visualization.saliency import deconvnet, guided_backprop, saliency
 from course_lib.visualization.targets import Target, as_batch
@@ -47,6 +48,15 @@ OPTIONS = {
     "guided grad-cam": (),
     "hires-cam": (),
 }
+
+
+def supports_incremental(model: nn.Module) -> bool:
+    """Whether :func:`~course_lib.visualization.fast_occlusion.fast_occlusion` can run ``model``."""
+    try:
+        incremental_layers(model)
+    except TypeError:
+        return False
+    return True
 
 
 def attribute(method: str, model: nn.Module, images, target: Target, layer: str | None = None,
@@ -90,8 +100,9 @@ def attribute(method: str, model: nn.Module, images, target: Target, layer: str 
         return deconvnet(model, images, target)
     if method == "guided backprop":
         return guided_backprop(model, images, target)
-    if method == "occlusion":
-        return occlusion(model, images, target, **options)
+    if method == "occlusion":  # the same map; incremental inference where the model allows it
+        method_function = fast_occlusion if supports_incremental(model) else occlusion
+        return method_function(model, images, target, **options)
     if method == "cam":
         return cam(model, images, target)
     if method == "grad-cam":

@@ -62,10 +62,13 @@ def window_masks(size: tuple[int, int], window, stride) -> Tensor:
 def occlude(image: Tensor, masks: Tensor, baseline: float | Tensor = 0.0) -> Tensor:
     """Copies of one ``image`` (Tensor[C, H, W]) with each mask's pixels set to ``baseline``.
 
+    ``image`` may also be Tensor[P, C, H, W], one image per mask.
+
     Returns:
         Tensor[P, C, H, W], one occluded copy per mask of ``masks`` (Tensor[P, H, W] bool).
     """
-    baseline = torch.as_tensor(baseline, dtype=image.dtype, device=image.device).expand_as(image)  # (C, H, W)
+    baseline = torch.as_tensor(baseline, dtype=image.dtype, device=image.device)
+    baseline = baseline.expand(image.shape[-3:])  # (C, H, W)
     return torch.where(masks[:, None].to(image.device), baseline, image)  # (P, C, H, W)
 
 
@@ -83,8 +86,8 @@ def occlusion(
     Args:
         model: a classifier (or a detector, given a list of images).
         images: Tensor[B, C, H, W] (or a list of same-sized Tensor[C, H, W] for a detector).
-        target: a class index, one per image, or a callable from the output of a batch of occluded
-            copies of *one* image to one score per copy.
+        target: a class index, one per image, or a callable from the output of a batch of images
+            (occluded copies, possibly of several images) to one score per row.
         window: the occluding patch, ``n`` or ``(h, w)`` pixels; it covers every channel.
         stride: how far the window moves, at most the window (``n`` or ``(sh, sw)``).
         baseline: the occluder's value (a number, or a tensor broadcastable to Tensor[C, H, W]).
@@ -102,19 +105,20 @@ def occlusion(
     masks = window_masks((H, W), window, stride)  # (P, H, W)
     is_callable = callable(target) and not isinstance(target, Tensor)
     classes = None if is_callable else class_indices(target, B)  # (B,)
-    coverage = masks.sum(dim=0).to(batch)  # (H, W) windows over each pixel
-    maps = []
+    P = len(masks)  # window positions
     with eval_mode(model), torch.no_grad():
-        for index in range(B):
-            image_target = target if is_callable else int(classes[index])
-            outputs = run_model(model, batch[index : index + 1], as_list)
-            original = target_scores(outputs, image_target, 1)  # (1,)
-            drops = []
-            for start in range(0, len(masks), batch_size):
-                occluded = occlude(batch[index], masks[start : start + batch_size], baseline)  # (P', C, H, W)
-                scores = target_scores(run_model(model, occluded, as_list), image_target, len(occluded))
-                drops.append(original - scores)  # (P',)
-            drop = torch.cat(drops)  # (P,)
-            total = (drop[:, None, None] * masks.to(batch)).sum(dim=0)  # (H, W)
-            maps.append(total / coverage)
-    return torch.stack(maps)  # (B, H, W)
+        # A copy of the images, so that a model with in-place layers cannot change the caller's.
+        original = target_scores(run_model(model, batch.clone(), as_list), target, B)  # (B,)
+        drops = []
+        # The B * P occluded copies, image by image, go through the model batch_size at a time.
+        for start in range(0, B * P, batch_size):
+            pairs = torch.arange(start, min(start + batch_size, B * P))  # (n,) = image * P + window
+            image_index, window_index = pairs // P, pairs % P  # (n,), (n,)
+            occluded = occlude(batch[image_index], masks[window_index], baseline)  # (n, C, H, W)
+            copies_target = target if is_callable else classes[image_index]
+            scores = target_scores(run_model(model, occluded, as_list), copies_target, len(pairs))  # (n,)
+            drops.append(original[image_index] - scores)
+        drop = torch.cat(drops).view(B, P)  # (B, P)
+    coverage = masks.sum(dim=0).to(batch)  # (H, W) windows over each pixel
+    total = torch.einsum("bp,phw->bhw", drop, masks.to(batch))  # (B, H, W) summed drops
+    return total / coverage  # (B, H, W)
