@@ -77,6 +77,16 @@ def test_pointing_game_equals_a_distance_transform_on_random_maps():
     assert not pointing_game(maps, masks, 100)[0]
 
 
+def test_pointing_game_ignores_differences_below_float_rounding():
+    maps = torch.zeros(2, 3, 3)
+    maps[:, 0, 0] = 1.0
+    maps[:, 2, 2] = 1.0 + 1e-7  # the same value up to rounding: the first in row-major order wins
+    maps[1, 2, 2] = 1.001  # a real difference
+    masks = torch.zeros(2, 3, 3, dtype=torch.bool)
+    masks[:, 2, 2] = True
+    assert pointing_game(maps, masks).tolist() == [False, True]
+
+
 def test_pointing_game_edge_cases_and_bad_input():
     assert pointing_game(torch.zeros(0, 4, 4), torch.zeros(0, 4, 4)).shape == (0,)
     with pytest.raises(ValueError, match=r"expected shape \(1, 4, 4\)"):

@@ -54,6 +54,9 @@ def check_masks(masks: Tensor, shape: tuple[int, ...], name: str = "masks") -> T
     return masks.bool()
 
 
+TIE_TOLERANCE = 1e-5  # relative: the pointing game's maximum ignores differences below float rounding
+
+
 def pointing_game(maps: Tensor, masks: Tensor, tolerance: float = 0) -> Tensor:
     """The pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop").
 
@@ -62,8 +65,10 @@ def pointing_game(maps: Tensor, masks: Tensor, tolerance: float = 0) -> Tensor:
     images (about 224 pixels wide); the default 0 asks for the maximum to be on the mask itself.
 
     Decisions the paper leaves open: among tied maxima the first in row-major order is *the*
-    maximum (``argmax``'s choice); a constant map (all zeros, say) points nowhere and is a miss; an
-    empty mask is a miss.
+    maximum (``argmax``'s choice); values within ``TIE_TOLERANCE`` of the maximum (relative to the
+    map's largest magnitude) count as tied, so that float rounding, which differs from one CPU's
+    kernels to another's, cannot move the peak between two near-equal pixels; a constant map (all
+    zeros, say) points nowhere and is a miss; an empty mask is a miss.
 
     Args:
         maps: Tensor[B, H, W].
@@ -82,7 +87,9 @@ def pointing_game(maps: Tensor, masks: Tensor, tolerance: float = 0) -> Tensor:
         flat = maps[index].flatten()  # (H*W,)
         if flat.numel() == 0 or flat.max() == flat.min():
             continue
-        peak = torch.tensor(divmod(int(flat.argmax()), W), dtype=torch.float64, device=masks.device)  # (2,)
+        near_maximum = flat >= flat.max() - TIE_TOLERANCE * flat.abs().max()  # (H*W,)
+        first = int(near_maximum.nonzero()[0])
+        peak = torch.tensor(divmod(first, W), dtype=torch.float64, device=masks.device)  # (2,)
         on_mask = masks[index].nonzero().to(torch.float64)  # (N, 2)
         if len(on_mask):
             hits[index] = bool(((on_mask - peak) ** 2).sum(dim=1).min() <= tolerance**2)

@@ -24,6 +24,8 @@ from course_lib._checks import check_number
 from course_lib.visualization.hooks import eval_mode, relu_rule
 from course_lib.visualization.targets import Target, as_batch, class_indices, run_model, target_scores
 
+SMOOTHGRAD_BATCH = 64  # noisy copies per forward and backward pass (the result does not depend on it)
+
 
 def input_gradient(model: nn.Module, images, target: Target, rule: str = "backprop") -> Tensor:
     """The target score back-propagated to the input, under a ReLU ``rule``.
@@ -86,9 +88,14 @@ def saliency(
     if callable(target) and not isinstance(target, Tensor):
         raise TypeError("target: SmoothGrad repeats each image, so it takes a class index, not a callable")
     classes = class_indices(target, B)  # (B,)
-    noisy_images = noisy if isinstance(images, Tensor) else list(noisy)
     copies_classes = classes.repeat_interleave(samples)  # (B*n,)
-    gradients = input_gradient(model, noisy_images, copies_classes).abs()  # (B*n, C, H, W)
+    gradients = []
+    for start in range(0, len(noisy), SMOOTHGRAD_BATCH):  # a few copies at a time: memory stays small
+        chunk = noisy[start : start + SMOOTHGRAD_BATCH]
+        chunk_images = chunk if isinstance(images, Tensor) else list(chunk)
+        chunk_classes = copies_classes[start : start + len(chunk)]
+        gradients.append(input_gradient(model, chunk_images, chunk_classes).abs())
+    gradients = torch.cat(gradients)  # (B*n, C, H, W)
     return gradients.unflatten(0, (B, samples)).mean(dim=1).amax(dim=1)  # (B, H, W)
 
 
