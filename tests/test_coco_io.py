@@ -1,6 +1,7 @@
 import contextlib
 import io
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -41,7 +42,9 @@ def exported(tmp_path_factory):
 
 def test_round_trip_is_exact(exported):
     dataset, coco, folder = exported
-    loaded = CocoDetection(folder / "annotations" / "instances.json", folder / "images")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no box of the export is clipped
+        loaded = CocoDetection(folder / "images", folder / "annotations" / "instances.json")
     assert len(loaded) == len(dataset) == len(coco["images"])
     for index in range(len(dataset)):
         image, target = dataset[index]
@@ -106,7 +109,7 @@ def test_empty_dataset_and_image_without_objects(tmp_path):
     target = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
     coco = to_coco_json([(torch.full((3, 6, 5), 0.5), target)], image_dir=tmp_path)
     save_coco_json(coco, tmp_path / "a.json")
-    image, loaded = CocoDetection(tmp_path / "a.json", tmp_path)[0]
+    image, loaded = CocoDetection(tmp_path, tmp_path / "a.json")[0]
     assert torch.equal(image, torch.full((3, 6, 5), 128 / 255))
     assert loaded["boxes"].shape == (0, 4) and loaded["boxes"].dtype == torch.float32
     assert loaded["labels"].shape == (0,) and loaded["labels"].dtype == torch.int64
@@ -128,7 +131,7 @@ def test_a_users_own_coco_file_with_polygons_and_sparse_ids(tmp_path):
         "categories": [{"id": 18, "name": "dog"}, {"id": 90, "name": "toothbrush"}],
     }
     (tmp_path / "user.json").write_text(json.dumps(coco))
-    dataset = CocoDetection(tmp_path / "user.json", tmp_path)
+    dataset = CocoDetection(tmp_path, tmp_path / "user.json")
     image, target = dataset[0]
     assert torch.equal(image, torch.from_numpy(pixels).permute(2, 0, 1).float() / 255)
     assert target["boxes"].tolist() == [[2, 3, 12, 8], [20, 10, 24, 14]]
@@ -144,7 +147,7 @@ def test_a_users_own_coco_file_with_polygons_and_sparse_ids(tmp_path):
 
 def test_describe_is_the_same_after_the_round_trip(exported):
     dataset, _, folder = exported
-    loaded = CocoDetection(folder / "annotations" / "instances.json", folder / "images")
+    loaded = CocoDetection(folder / "images", folder / "annotations" / "instances.json")
     before, after = describe(dataset), describe(loaded)
     assert before.pop("background_counts") and not after.pop("background_counts")
     assert before == after
@@ -173,14 +176,17 @@ def test_bad_input(tmp_path):
     with pytest.raises(ValueError, match="expected xyxy boxes with x2 >= x1"):
         to_coco_json([(torch.zeros(3, 4, 4), dict(good, boxes=torch.tensor([[2.0, 0, 1, 2]])))])
     (tmp_path / "bad.json").write_text(json.dumps({"images": []}))
-    with pytest.raises(ValueError, match="expected a COCO dict .* got no 'annotations', 'categories'"):
+    # Zero-width boxes are refused by the writer too, so it never writes a file the reader refuses.
+    with pytest.raises(ValueError, match=r"image 0: expected x2 > x1 and y2 > y1, got box \[1.0, 0.0, 1.0"):
+        to_coco_json([(torch.zeros(3, 4, 4), dict(good, boxes=torch.tensor([[1.0, 0, 1, 2]])))])
+    with pytest.raises(ValueError, match="bad.json: expected a dict .*got no 'annotations', 'categories'"):
         load_coco_json(tmp_path / "bad.json")
     coco = to_coco_json([(torch.zeros(3, 4, 4), good)], image_dir=tmp_path)
     coco["images"][0]["width"] = 5
     save_coco_json(coco, tmp_path / "wrong_size.json")
     with pytest.raises(ValueError, match="expected 4x5 pixels as in the json, got 4x4"):
-        CocoDetection(tmp_path / "wrong_size.json", tmp_path)[0]
+        CocoDetection(tmp_path, tmp_path / "wrong_size.json")[0]
     with pytest.raises(FileNotFoundError):
-        CocoDetection(tmp_path / "wrong_size.json", tmp_path / "elsewhere")[0]
+        CocoDetection(tmp_path / "elsewhere", tmp_path / "wrong_size.json")[0]
     with pytest.raises(IndexError):
-        CocoDetection(tmp_path / "wrong_size.json", tmp_path)[1]
+        CocoDetection(tmp_path, tmp_path / "wrong_size.json")[1]
