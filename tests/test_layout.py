@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "course_lib"
 # The README's table: the first name of a module path under course_lib -> its layer.
 LAYERS = {
     "_checks": 0, "paths": 0,
-    "boxes": 1, "nms": 1, "roi": 1, "anchors": 1, "data": 1, "losses": 1,
+    "boxes": 1, "nms": 1, "roi": 1, "anchors": 1, "data": 1, "losses": 1, "matching": 1,
     "metrics": 2, "plotting": 2,
     "models": 3, "classical": 3, "visualization": 3,
     "recipes": 4, "zoo": 4, "train": 4, "pretrained": 4,
