@@ -277,6 +277,21 @@ def explanation_explorer_detector():
     return lambda: ExplanationExplorer(model, images, layers=layers)
 
 
+def centernet_explorer():
+    from course_lib.data import ShapeScenes
+    from course_lib.recipes import centernet
+    from course_lib.widgets.centernet import CenterNetExplorer
+
+    try:
+        model = zoo.load("centernet")
+    except (FileNotFoundError, ValueError):  # no checkpoint yet: the same architecture, random weights
+        torch.manual_seed(0)
+        model = centernet.build().eval()
+    test = ShapeScenes.split("test")
+    data = [test[index] for index in range(8)]  # the scene slider sweeps these 8
+    return lambda: CenterNetExplorer(model, data)
+
+
 BUILDERS: dict[str, Callable[[], Any]] = {
     "SceneExplorer": scene_explorer,
     "IoUExplorer": iou_explorer,
@@ -298,6 +313,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "ClassVisualizationExplorer": class_visualization_explorer,
     "ExplanationExplorer": explanation_explorer,
     "ExplanationExplorer (detector)": explanation_explorer_detector,
+    "CenterNetExplorer": centernet_explorer,
 }
 # Controls left out of the sweep, with the reason printed under the table.
 SKIPPED = {

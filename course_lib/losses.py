@@ -83,3 +83,43 @@ def sigmoid_focal_loss(
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+def generalized_box_iou_loss(
+    boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7
+) -> Tensor:
+    """``1 - GIoU`` of each *pair* ``boxes1[i], boxes2[i]`` (Rezatofighi et al. 2019), differentiable.
+
+    DETR's box loss on its matched pairs. :func:`course_lib.boxes.generalized_box_iou` compares
+    every box with every other and works in place for speed (no gradient); this one compares row
+    with row, out of place, with torchvision's signature and its ``eps`` guard
+    (:func:`torchvision.ops.generalized_box_iou_loss`, which the tests compare with).
+
+    Args:
+        boxes1, boxes2: Tensor[N, 4] ``xyxy``, the same N.
+        reduction: ``"none"`` (Tensor[N]), ``"mean"`` or ``"sum"``.
+        eps: added to the union and the enclosing area, so that degenerate boxes give no NaN.
+    """
+    if boxes1.shape != boxes2.shape or boxes1.dim() != 2 or boxes1.shape[-1] != 4:
+        raise ValueError(
+            "boxes2: expected two Tensor[N, 4] of one shape, "
+            f"got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}"
+        )
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    x1g, y1g, x2g, y2g = boxes2.unbind(-1)
+    inter = (torch.minimum(x2, x2g) - torch.maximum(x1, x1g)).clamp(min=0) * (
+        torch.minimum(y2, y2g) - torch.maximum(y1, y1g)
+    ).clamp(min=0)  # (N,)
+    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
+    iou = inter / (union + eps)
+    enclosing = (torch.maximum(x2, x2g) - torch.minimum(x1, x1g)) * (
+        torch.maximum(y2, y2g) - torch.minimum(y1, y1g)
+    )
+    loss = 1 - (iou - (enclosing - union) / (enclosing + eps))  # (N,)
+    if reduction == "mean":
+        return loss.mean() if loss.numel() else loss.sum()
+    if reduction == "sum":
+        return loss.sum()
+    return loss

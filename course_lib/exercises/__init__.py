@@ -6,6 +6,7 @@ from course_lib.exercises.base import Case, CheckResult, Exercise, Mistake, run_
 from course_lib.exercises.box_convert import check_box_convert
 from course_lib.exercises.box_deltas import check_decode_deltas
 from course_lib.exercises.cam import check_cam_from_weights, check_grad_cam_weights
+from course_lib.exercises.centernet import check_heatmap_peaks
 from course_lib.exercises.focal_loss import check_focal_loss
 from course_lib.exercises.fpn import check_top_down_merge
 from course_lib.exercises.hog import check_cell_histogram
@@ -33,6 +34,7 @@ __all__ = [
     "check_decode_deltas",
     "check_focal_loss",
     "check_grad_cam_weights",
+    "check_heatmap_peaks",
     "check_iou",
     "check_label_anchors",
     "check_match_default_boxes",

@@ -9,6 +9,7 @@ from course_lib.data.noisy import noisy_detections
 from course_lib.widgets.anchors import AnchorExplorer, anchor_view
 from course_lib.widgets.base import Explorer, as_box, clear_axes, draw_canvas
 from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
+from course_lib.widgets.centernet import CenterNetExplorer, centernet_view, matched_objects
 from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.detections import DetectionsExplorer, detections_view
 from course_lib.widgets.explanations import ExplanationExplorer, explanation_view
@@ -29,6 +30,7 @@ __all__ = [
     "APExplorer",
     "ActivationExplorer",
     "AnchorExplorer",
+    "CenterNetExplorer",
     "ClassVisualizationExplorer",
     "DefaultBoxExplorer",
     "DetectionsExplorer",
@@ -50,6 +52,7 @@ __all__ = [
     "anchor_view",
     "ap_view",
     "as_box",
+    "centernet_view",
     "clear_axes",
     "default_box_view",
     "detections_view",
@@ -60,6 +63,7 @@ __all__ = [
     "hog_view",
     "iou_view",
     "level_assignment_view",
+    "matched_objects",
     "nms_view",
     "noisy_detections",
     "proposal_view",

@@ -21,6 +21,7 @@ from course_lib.classical.sliding_window import SlidingWindowDetector
 from course_lib.data import CLASSES
 from course_lib.models.rcnn import RCNN
 from course_lib.recipes import retinanet, ssd, yolo_v1
+from course_lib.recipes.centernet import build as build_centernet
 from course_lib.recipes.face_detector import lfw_crops, random_negative_crops
 from course_lib.widgets import (
     ActivationExplorer,
@@ -44,6 +45,7 @@ from course_lib.widgets import (
     YOLOCellExplorer,
 )
 from course_lib.widgets.base import KERNEL_GONE_TEXT, ExplorerBox, plural
+from course_lib.widgets.centernet import CenterNetExplorer
 from course_lib.widgets.embeddings import NeighborsExplorer
 from course_lib.widgets.explanations import ExplanationExplorer
 
@@ -96,6 +98,9 @@ BUILDERS = {
     ),
     "ssd default boxes": lambda f: DefaultBoxExplorer(
         ssd.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
+    ),
+    "centernet": lambda f: CenterNetExplorer(
+        build_centernet().eval(), [(_image(), _target(BOXES)), (_image(seed=1), _target(NO_BOXES))]
     ),
     "fpn levels": lambda f: FPNLevelExplorer(
         retinanet.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
