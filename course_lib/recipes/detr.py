@@ -1,0 +1,49 @@
+"""Recipe of ``detr``: a small DETR with query selection, box queries and iterative refinement.
+
+Starts from ``shapes_backbone`` (batch norm frozen); the stride-8 map (stride 16 merged in) as 256
+tokens of width 128, 3 encoder and 3 decoder layers, 30 queries taken from the encoder's best
+tokens; all 2,000 training scenes in their 8 symmetries, AdamW, warm-up and a cosine schedule,
+gradients clipped at norm 0.1 as in DETR.
+Measured on the 200 test scenes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from course_lib.models.detr import DETR
+from course_lib.recipes.detection import (
+    ONE_STAGE_KEYS,
+    QUICK_SIZE,
+    SPLIT,
+    evaluate_detector,
+    train_from_backbone,
+)
+from course_lib.train import TrainConfig
+
+CONFIG = TrainConfig(
+    epochs=30, batch_size=8, lr=2e-4, optimizer="adamw", weight_decay=1e-4, warmup_steps=200, seed=0,
+    grad_clip=0.1,
+)
+INFERENCE = {"score_thresh": 0.01}  # to be chosen on the validation scenes
+__all__ = ["CONFIG", "INFERENCE", "QUICK_SIZE", "SPLIT", "build", "evaluate", "train"]
+
+
+def build() -> DETR:
+    """The architecture of ``detr`` with fresh weights."""
+    return DETR(**INFERENCE)
+
+
+def train(
+    checkpoint: str | os.PathLike | None = None,
+    config: TrainConfig = CONFIG,
+    progress: bool = True,
+    limit: int | None = None,
+):
+    """Train from ``shapes_backbone``; returns ``(model in eval mode, loss history)``."""
+    return train_from_backbone(build, config, checkpoint, progress, limit)
+
+
+def evaluate(model: DETR, split: str = SPLIT, limit: int | None = None) -> dict[str, float]:
+    """AP, AP50, APs, APm and AR100 on the split."""
+    return evaluate_detector(model, split, limit, keys=ONE_STAGE_KEYS)
