@@ -153,3 +153,22 @@ def train_from_backbone(
         progress=progress,
     )
     return model, history
+
+
+def from_backbone(build: Callable[[], nn.Module], config: TrainConfig) -> tuple[Callable, Callable]:
+    """The ``train`` and ``evaluate`` of a detector trained from ``shapes_backbone`` by ``fit``.
+
+    What the recipes of YOLO, SSD, RetinaNet, CenterNet and DETR share; each recipe module writes
+    only its ``CONFIG``, its inference settings and ``build``, then ``train, evaluate =
+    from_backbone(build, CONFIG)``.
+    """
+
+    def train(checkpoint=None, config: TrainConfig = config, progress: bool = True, limit: int | None = None):
+        """Train from ``shapes_backbone``; returns ``(model in eval mode, loss history)``."""
+        return train_from_backbone(build, config, checkpoint, progress, limit)
+
+    def evaluate(model: nn.Module, split: str = SPLIT, limit: int | None = None) -> dict[str, float]:
+        """AP, AP50, APs, APm and AR100 on the split."""
+        return evaluate_detector(model, split, limit, keys=ONE_STAGE_KEYS)
+
+    return train, evaluate

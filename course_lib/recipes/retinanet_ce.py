@@ -7,12 +7,9 @@ entropy of every anchor, divided by the number of positives.
 
 from __future__ import annotations
 
-import os
-
 from course_lib.models.retinanet import RetinaNet
 from course_lib.recipes import retinanet
-from course_lib.recipes.detection import QUICK_SIZE, SPLIT, train_from_backbone
-from course_lib.train import TrainConfig
+from course_lib.recipes.detection import QUICK_SIZE, SPLIT, from_backbone
 
 CONFIG = retinanet.CONFIG
 INFERENCE = retinanet.INFERENCE
@@ -26,11 +23,4 @@ def build() -> RetinaNet:
     return RetinaNet(**LOSS, **INFERENCE)
 
 
-def train(
-    checkpoint: str | os.PathLike | None = None,
-    config: TrainConfig = CONFIG,
-    progress: bool = True,
-    limit: int | None = None,
-):
-    """Train from ``shapes_backbone``; returns ``(model in eval mode, loss history)``."""
-    return train_from_backbone(build, config, checkpoint, progress, limit)
+train, _ = from_backbone(build, CONFIG)  # evaluated as ``retinanet``

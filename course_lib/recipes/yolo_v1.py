@@ -8,16 +8,8 @@ Measured on the 200 test scenes.
 
 from __future__ import annotations
 
-import os
-
 from course_lib.models.yolo import YOLOv1
-from course_lib.recipes.detection import (
-    ONE_STAGE_KEYS,
-    QUICK_SIZE,
-    SPLIT,
-    evaluate_detector,
-    train_from_backbone,
-)
+from course_lib.recipes.detection import QUICK_SIZE, SPLIT, from_backbone
 from course_lib.train import TrainConfig
 
 CONFIG = TrainConfig(
@@ -34,16 +26,4 @@ def build() -> YOLOv1:
     return YOLOv1(**INFERENCE)
 
 
-def train(
-    checkpoint: str | os.PathLike | None = None,
-    config: TrainConfig = CONFIG,
-    progress: bool = True,
-    limit: int | None = None,
-):
-    """Train from ``shapes_backbone``; returns ``(model in eval mode, loss history)``."""
-    return train_from_backbone(build, config, checkpoint, progress, limit)
-
-
-def evaluate(model: YOLOv1, split: str = SPLIT, limit: int | None = None) -> dict[str, float]:
-    """AP, AP50, APs, APm and AR100 on the split."""
-    return evaluate_detector(model, split, limit, keys=ONE_STAGE_KEYS)
+train, evaluate = from_backbone(build, CONFIG)
