@@ -75,6 +75,10 @@ RECIPES = {
         "course_lib.recipes.retinanet_ce",
         "RetinaNet as `retinanet`, trained with the plain cross entropy (the focal-loss ablation)",
     ),
+    "centernet": (
+        "course_lib.recipes.centernet",
+        "CenterNet: backbone, stride-4 map merged top-down, heatmap per class + size + offset, no NMS",
+    ),
     "shapes_classifier": (
         "course_lib.recipes.shapes_classifier",
         "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear; output k = CLASSES[k]",
