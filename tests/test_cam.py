@@ -5,12 +5,13 @@ import torch
 from captum.attr import GuidedGradCam
 
 from course_lib import zoo
-from course_lib.data import ShapeCrops, ShapeScenes
+from course_lib.data import ShapeScenes
 from course_lib.models.classifier import GAPClassifier
 from course_lib.references import captum_grad_cam, min_max, pytorch_grad_cam
 from course_lib.visualization.cam import cam, grad_cam, grad_cam_parts, guided_grad_cam, hires_cam, upsample
 from course_lib.visualization.hooks import get_layer, has_hooks
 from course_lib.visualization.targets import detection_score
+from tests.crops import shape_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -25,13 +26,6 @@ def random_gap(seed: int) -> GAPClassifier:
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.3, 0.3)
     return model.eval()
-
-
-def crops(count: int = 4):
-    test = ShapeCrops.split("test")
-    return torch.stack([test[i][0] for i in range(count)]), torch.stack(
-        [test[i][1]["label"] for i in range(count)]
-    )
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -49,7 +43,7 @@ def test_grad_cam_equals_captum_and_pytorch_grad_cam(seed, layer):
 
 def test_grad_cam_equals_the_references_on_the_shapes_classifier():
     model = zoo.load("shapes_classifier")
-    images, labels = crops()
+    images, labels = shape_crops()
     for layer in ("features.relu4", "features.relu2"):
         ours = grad_cam(model, layer, images, labels)
         torch.testing.assert_close(ours, captum_grad_cam(model, layer, images, labels), rtol=0, atol=1e-5)
@@ -78,7 +72,7 @@ def test_cam_by_hand_and_its_mean_is_the_class_score():
 
 def test_on_a_gap_network_grad_cam_is_cam_divided_by_the_map_size():
     model = zoo.load("shapes_classifier")
-    images, labels = crops()
+    images, labels = shape_crops()
     activations, weights = grad_cam_parts(model, "features.relu4", images, labels)
     h, w = activations.shape[-2:]
     torch.testing.assert_close(weights * h * w, model.fc.weight[labels].detach(), rtol=1e-5, atol=1e-6)

@@ -11,7 +11,6 @@ import torch
 from captum.attr import GuidedBackprop
 
 from course_lib import zoo
-from course_lib.data import ShapeCrops
 from course_lib.references import captum_grad_cam, captum_occlusion
 from course_lib.visualization.cam import cam, grad_cam, guided_grad_cam, hires_cam
 from course_lib.visualization.explain import (
@@ -29,6 +28,7 @@ from course_lib.visualization.fast_occlusion import fast_occlusion
 from course_lib.visualization.hooks import has_hooks
 from course_lib.visualization.occlusion import occlusion
 from course_lib.visualization.saliency import deconvnet, guided_backprop, saliency
+from tests.crops import shape_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
 LAYER = "features.relu4"
@@ -41,10 +41,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def crops():
-    test = ShapeCrops.split("test")
-    images = torch.stack([test[index][0] for index in range(3)])  # (3, 3, 64, 64)
-    labels = torch.stack([test[index][1]["label"] for index in range(3)])  # (3,)
-    return images, labels
+    return shape_crops(3)  # (3, 3, 64, 64), (3,)
 
 
 # What each method's own function returns, called directly.

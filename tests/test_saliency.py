@@ -12,9 +12,9 @@ from captum.attr import Deconvolution, GuidedBackprop, NoiseTunnel, Saliency
 from torch import nn
 
 from course_lib import zoo
-from course_lib.data import ShapeCrops
 from course_lib.visualization.hooks import has_hooks, relu_backward, relu_rule
 from course_lib.visualization.saliency import deconvnet, guided_backprop, input_gradient, saliency
+from tests.crops import shape_crops
 
 
 def random_net(seed: int, inplace: bool = True) -> nn.Module:
@@ -34,12 +34,6 @@ def random_net(seed: int, inplace: bool = True) -> nn.Module:
     net[1].running_var.uniform_(0.5, 2.0)
     return net.eval()
 
-
-def crops(count: int = 4):
-    test = ShapeCrops.split("test")
-    images = torch.stack([test[index][0] for index in range(count)])
-    labels = torch.stack([test[index][1]["label"] for index in range(count)])
-    return images, labels
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
@@ -61,7 +55,7 @@ def test_each_rule_equals_captum_on_random_networks(seed, rule):
 
 def test_the_public_functions_equal_captum_on_the_shapes_classifier():
     model = zoo.load("shapes_classifier")
-    images, labels = crops()
+    images, labels = shape_crops()
     inputs = images.clone().requires_grad_()
     torch.testing.assert_close(
         saliency(model, images, labels), Saliency(model).attribute(inputs, target=labels).amax(1)

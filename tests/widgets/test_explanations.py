@@ -15,12 +15,13 @@ from PIL import Image
 from torch import nn
 
 from course_lib import zoo
-from course_lib.data import CLASSES, ShapeCrops
+from course_lib.data import CLASSES
 from course_lib.visualization.explain import METHODS, SIGNED_METHODS, attribute, explain, signed_image
 from course_lib.visualization.hooks import has_hooks
 from course_lib.visualization.targets import detection_score
 from course_lib.widgets import explanations
 from course_lib.widgets.explanations import DETECTOR_METHODS, ExplanationExplorer, explanation_view
+from tests.crops import shape_crops
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
 RELUS = ["features.relu1", "features.relu2", "features.relu3", "features.relu4"]
@@ -34,10 +35,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def crops():
-    test = ShapeCrops.split("test")
-    images = torch.stack([test[index][0] for index in range(3)])  # (3, 3, 64, 64)
-    labels = torch.stack([test[index][1]["label"] for index in range(3)])  # (3,)
-    return images, labels
+    return shape_crops(3)  # (3, 3, 64, 64), (3,)
 
 
 @pytest.fixture(scope="module")
