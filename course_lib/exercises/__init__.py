@@ -7,6 +7,7 @@ from course_lib.exercises.box_convert import check_box_convert
 from course_lib.exercises.box_deltas import check_decode_deltas
 from course_lib.exercises.cam import check_cam_from_weights, check_grad_cam_weights
 from course_lib.exercises.centernet import check_heatmap_peaks
+from course_lib.exercises.detr import check_matching_cost
 from course_lib.exercises.focal_loss import check_focal_loss
 from course_lib.exercises.fpn import check_top_down_merge
 from course_lib.exercises.hog import check_cell_histogram
@@ -38,6 +39,7 @@ __all__ = [
     "check_iou",
     "check_label_anchors",
     "check_match_default_boxes",
+    "check_matching_cost",
     "check_merge_regions",
     "check_nms",
     "check_occlusion_window",

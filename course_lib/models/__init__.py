@@ -2,6 +2,8 @@
 torchvision's I/O convention."""
 
 from course_lib.models.backbone import ShapesBackbone, freeze_batchnorm
+from course_lib.models.centernet import CenterNet
+from course_lib.models.detr import DETR
 from course_lib.models.fast_rcnn import FastRCNN
 from course_lib.models.faster_rcnn import FasterRCNN
 from course_lib.models.one_stage import OneStageDetector
@@ -15,8 +17,10 @@ from course_lib.models.two_stage import TwoStageDetector
 from course_lib.models.yolo import YOLOv1
 
 __all__ = [
+    "DETR",
     "RCNN",
     "SSD",
+    "CenterNet",
     "FastRCNN",
     "FasterRCNN",
     "OneStageDetector",

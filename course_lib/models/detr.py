@@ -52,14 +52,15 @@ def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
     return torch.log(x / (1 - x))
 
 
-def matching_cost(logits: Tensor, boxes: Tensor, labels: Tensor, target_boxes: Tensor) -> Tensor:
-    """The cost of giving object j to prediction i: Tensor[Q, M] (Eq. 1 of DETR, focal class term).
+def matching_cost_parts(
+    logits: Tensor, boxes: Tensor, labels: Tensor, target_boxes: Tensor
+) -> dict[str, Tensor]:
+    """The three unweighted terms of the matching cost, each Tensor[Q, M] (Eq. 1 of DETR, focal class term).
 
-    Args:
-        logits: Tensor[Q, K], the predictions' class logits (sigmoid, no "no object" column).
-        boxes: Tensor[Q, 4], normalized ``cxcywh``.
-        labels: Tensor[M], the objects' classes in 0..K-1.
-        target_boxes: Tensor[M, 4], normalized ``cxcywh``.
+    ``class``: the focal loss of the object's class if the prediction were matched minus the one if it
+    were not (Deformable DETR's class cost; DETR's is ``-p``); ``l1``: the L1 distance of the
+    ``cxcywh`` boxes; ``giou``: ``-GIoU`` of the boxes as corners (the cost term, so lower is better).
+    Arguments as :func:`matching_cost`.
     """
     p = torch.sigmoid(logits[:, labels])  # (Q, M) the probability each prediction gives each object's class
     positive = ALPHA * (1 - p) ** GAMMA * -torch.log(p + 1e-8)  # the focal loss if it were matched
@@ -68,7 +69,28 @@ def matching_cost(logits: Tensor, boxes: Tensor, labels: Tensor, target_boxes: T
     giou = generalized_box_iou(
         box_convert(boxes, "cxcywh", "xyxy"), box_convert(target_boxes, "cxcywh", "xyxy")
     )
-    return WEIGHTS["class"] * (positive - negative) + WEIGHTS["l1"] * l1 - WEIGHTS["giou"] * giou
+    return {"class": positive - negative, "l1": l1, "giou": -giou}
+
+
+def matching_cost(
+    logits: Tensor,
+    boxes: Tensor,
+    labels: Tensor,
+    target_boxes: Tensor,
+    weights: dict[str, float] | None = None,
+) -> Tensor:
+    """The cost of giving object j to prediction i: Tensor[Q, M] (Eq. 1 of DETR, focal class term).
+
+    Args:
+        logits: Tensor[Q, K], the predictions' class logits (sigmoid, no "no object" column).
+        boxes: Tensor[Q, 4], normalized ``cxcywh``.
+        labels: Tensor[M], the objects' classes in 0..K-1.
+        target_boxes: Tensor[M, 4], normalized ``cxcywh``.
+        weights: ``{"class", "l1", "giou"}``, each term's weight; default :data:`WEIGHTS`.
+    """
+    weights = WEIGHTS if weights is None else weights
+    parts = matching_cost_parts(logits, boxes, labels, target_boxes)  # (Q, M) each
+    return weights["class"] * parts["class"] + weights["l1"] * parts["l1"] + weights["giou"] * parts["giou"]
 
 
 def match(logits: Tensor, boxes: Tensor, labels: Tensor, target_boxes: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,6 +12,7 @@ from course_lib.widgets.boxes import APExplorer, IoUExplorer, ap_view, iou_view
 from course_lib.widgets.centernet import CenterNetExplorer, centernet_view, matched_objects
 from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.detections import DetectionsExplorer, detections_view
+from course_lib.widgets.detr import CrossAttentionExplorer, MatchingExplorer, attention_view, matching_view
 from course_lib.widgets.explanations import ExplanationExplorer, explanation_view
 from course_lib.widgets.hog import HOGExplorer, hog_view
 from course_lib.widgets.losses import FocalLossExplorer, focal_loss_shares
@@ -32,6 +33,7 @@ __all__ = [
     "AnchorExplorer",
     "CenterNetExplorer",
     "ClassVisualizationExplorer",
+    "CrossAttentionExplorer",
     "DefaultBoxExplorer",
     "DetectionsExplorer",
     "DetectorExplorer",
@@ -41,6 +43,7 @@ __all__ = [
     "FocalLossExplorer",
     "HOGExplorer",
     "IoUExplorer",
+    "MatchingExplorer",
     "NMSExplorer",
     "PatchExplorer",
     "ProposalExplorer",
@@ -51,6 +54,7 @@ __all__ = [
     "YOLOCellExplorer",
     "anchor_view",
     "ap_view",
+    "attention_view",
     "as_box",
     "centernet_view",
     "clear_axes",
@@ -64,6 +68,7 @@ __all__ = [
     "iou_view",
     "level_assignment_view",
     "matched_objects",
+    "matching_view",
     "nms_view",
     "noisy_detections",
     "proposal_view",

@@ -19,6 +19,7 @@ from PIL import Image
 from course_lib import zoo
 from course_lib.classical.sliding_window import SlidingWindowDetector
 from course_lib.data import CLASSES
+from course_lib.models.detr import DETR
 from course_lib.models.rcnn import RCNN
 from course_lib.recipes import retinanet, ssd, yolo_v1
 from course_lib.recipes.centernet import build as build_centernet
@@ -46,6 +47,7 @@ from course_lib.widgets import (
 )
 from course_lib.widgets.base import KERNEL_GONE_TEXT, ExplorerBox, plural
 from course_lib.widgets.centernet import CenterNetExplorer
+from course_lib.widgets.detr import CrossAttentionExplorer, MatchingExplorer
 from course_lib.widgets.embeddings import NeighborsExplorer
 from course_lib.widgets.explanations import ExplanationExplorer
 
@@ -102,6 +104,10 @@ BUILDERS = {
     "centernet": lambda f: CenterNetExplorer(
         build_centernet().eval(), [(_image(), _target(BOXES)), (_image(seed=1), _target(NO_BOXES))]
     ),
+    "detr matching": lambda f: MatchingExplorer(
+        DETR().eval(), [_image(128), _image(128, seed=1)], [_target(BOXES), _target(NO_BOXES)]
+    ),
+    "detr attention": lambda f: CrossAttentionExplorer(DETR().eval(), [_image(128), _image(128, seed=1)]),
     "fpn levels": lambda f: FPNLevelExplorer(
         retinanet.build().eval(), [_image(), _image(seed=1)], [_target(BOXES), _target(NO_BOXES)]
     ),
@@ -176,6 +182,7 @@ def _shows_a_figure(explorer):
 
 @pytest.mark.parametrize("name", list(BUILDERS))
 def test_every_control_at_its_extremes_renders(name, request):
+    torch.manual_seed(0)  # the untrained detectors' weights: the same explorer on every run
     fixtures = {}
     if name in ("activations", "patches", "class visualization"):
         fixtures["classifier"] = request.getfixturevalue("classifier")
@@ -200,6 +207,7 @@ def test_every_control_at_its_extremes_renders(name, request):
     "name", ["proposals", "roi", "ap", "anchors", "yolo cell", "fpn levels", "focal loss"]
 )
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw(name):
+    torch.manual_seed(0)
     explorer = BUILDERS[name]({})
     for control in explorer.controls.values():  # move every control once, to a new value
         values = [value for value in _extremes(control) if value != control.value]
