@@ -13,7 +13,7 @@ LAYERS = {
     "metrics": 2, "plotting": 2,
     "models": 3, "classical": 3, "visualization": 3,
     "recipes": 4, "zoo": 4, "train": 4, "pretrained": 4,
-    "widgets": 5, "exercises": 5, "nb": 5, "references": 5,
+    "widgets": 5, "exercises": 5, "nb": 5, "references": 5, "leaderboard": 5,
 }  # fmt: skip
 
 

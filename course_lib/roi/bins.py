@@ -13,7 +13,7 @@ bins are snapped to whole cells of the feature map:
 
 The arithmetic is torchvision's (``torchvision/csrc/ops/cpu/roi_pool_kernel.cpp``), in the input's
 dtype, so that every bin falls on the same cells as there, in float16 too. ``roi_pool``, its fast
-kernel and the RoI explorer (``course_lib.widgets.roi``) all take their bins from here.
+kernel and the RoI explorer (``course_lib.widgets.roi_geometry``) all take their bins from here.
 """
 
 from __future__ import annotations

@@ -11,46 +11,45 @@ The detectors score on different scales: R-CNN's scores are SVM margins (negativ
 decision boundary), Fast and Faster R-CNN's are softmax probabilities. The threshold slider
 therefore takes the range of the selected detector's scores (``score_range``), and remembers the
 value last used with each detector.
+
+The computing (``detections_view``, ``score_range``, ``counts_text``, ``CATEGORY_COLORS``) lives in
+``course_lib.widgets.detection_errors``; this module holds the explorer and re-exports them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
-import torch
 from matplotlib.axes import Axes
 from torch import Tensor
 
 from course_lib._checks import check_boxes, check_choice, check_number, check_scores, check_tensor
 from course_lib.data import CLASSES
-from course_lib.metrics import error_breakdown, error_categories, missed_objects
-from course_lib.metrics.errors import ERROR_CATEGORIES
 from course_lib.plotting import draw_boxes, show_image
 from course_lib.widgets.base import WIDE_LABEL, Explorer, plural
+from course_lib.widgets.detection_errors import (
+    CATEGORY_COLORS,
+    SCORE_STEP,
+    counts_text,
+    detections_view,
+    score_range,
+)
 
-# Okabe-Ito colours (told apart with colour-blindness too); a missed object is drawn dashed.
-CATEGORY_COLORS = {
-    "correct": "#009E73",  # bluish green
-    "duplicate": "#56B4E9",  # sky blue
-    "localization": "#E69F00",  # orange
-    "wrong class": "#CC79A7",  # reddish purple
-    "background": "#D55E00",  # vermillion
-    "missed": "#F0E442",  # yellow, dashed
-}
+__all__ = [
+    "CATEGORY_COLORS",
+    "MAX_TAGS",
+    "SCORE_STEP",
+    "DetectionsExplorer",
+    "counts_text",
+    "detections_view",
+    "score_range",
+]
+
 # Text is the slowest thing matplotlib draws: tag the best-scored boxes only (draw_boxes places the
 # tags apart, and hides those with no free spot).
 MAX_TAGS = 12
-SCORE_STEP = 0.05  # the threshold slider's step, and the grid its bounds are rounded to
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """``"4 correct · 1 localization · 2 missed"``: the correct count, then the non-zero others."""
-    parts = [f"{counts['correct']} correct"]
-    parts += [f"{counts[name]} {name}" for name in (*ERROR_CATEGORIES[1:], "missed") if counts[name]]
-    return " · ".join(parts)
 
 
 def _wrap(text: str, width: int = 48, separator: str = " · ") -> str:
@@ -62,106 +61,6 @@ def _wrap(text: str, width: int = 48, separator: str = " · ") -> str:
         else:
             lines[-1] = f"{lines[-1]}{separator}{part}" if lines[-1] else part
     return "\n".join(lines)
-
-
-def detections_view(
-    image: Tensor,
-    target: dict[str, Tensor],
-    prediction: dict[str, Tensor],
-    score_threshold: float,
-    iou_threshold: float = 0.5,
-    background_iou: float = 0.1,
-    class_names: Sequence[str] = CLASSES,
-) -> dict[str, Any]:
-    """What the detections figure shows: the detections above a threshold, each with its error category.
-
-    Args:
-        image (Tensor[3, H, W]): the image, floats in [0, 1].
-        target: ``boxes`` (Tensor[M, 4] xyxy) and ``labels`` (int Tensor[M]).
-        prediction: ``boxes`` (Tensor[N, 4] xyxy), ``scores`` (Tensor[N]) and ``labels``
-            (int Tensor[N]), a torchvision-style detector's output for ``image``.
-        score_threshold: detections scored at least this are shown and judged.
-        iou_threshold, background_iou: as in ``course_lib.metrics.error_categories``.
-        class_names: ``class_names[label]`` names a class in the tags.
-
-    Returns:
-        dict with ``image``; ``gt_boxes`` (Tensor[M, 4]), ``gt_labels``, ``gt_tags`` (class
-        names); ``kept`` (int64 Tensor[K], the detections scored >= ``score_threshold``, best
-        first, ties in input order), and for those ``boxes`` (Tensor[K, 4]), ``scores``,
-        ``labels``, ``categories`` (list of K str), ``tags`` (``"circle 0.87"``) and ``colors``;
-        ``missed`` (bool Tensor[M]); ``counts`` (as ``error_breakdown`` on this one image) and
-        ``counts_text``; ``num_detections`` (N), ``score_threshold``, ``iou_threshold``,
-        ``background_iou``.
-    """
-    check_tensor(image, "image")
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image: expected a Tensor[3, H, W], got shape {tuple(image.shape)}")
-    check_number(score_threshold, "score_threshold")
-    # error_categories checks the dicts, the boxes, scores, labels and both IoU thresholds.
-    categories = error_categories(prediction, target, iou_threshold, background_iou, score_threshold)
-    counts = error_breakdown([prediction], [target], iou_threshold, background_iou, score_threshold)
-    scores = prediction["scores"].detach().cpu()
-    judged = torch.tensor([category is not None for category in categories], dtype=torch.bool)
-    kept = judged.nonzero().flatten()  # (K,) in input order
-    kept = kept[torch.sort(scores[kept].double(), descending=True, stable=True).indices]  # best first
-    labels = prediction["labels"].detach().cpu()[kept]  # (K,)
-    kept_scores = scores[kept]  # (K,)
-    kept_categories = [categories[i] for i in kept.tolist()]
-    gt_labels = target["labels"].detach().cpu()
-    boxes = prediction["boxes"].detach().cpu()[kept]  # (K, 4)
-    tags = [f"{_class_name(label, class_names)} {score:.2f}"
-            for label, score in zip(labels.tolist(), kept_scores.tolist(), strict=True)]
-    return {
-        "image": image,
-        "gt_boxes": target["boxes"].detach().cpu(),
-        "gt_labels": gt_labels,
-        "gt_tags": [_class_name(label, class_names) for label in gt_labels.tolist()],
-        "kept": kept,
-        "boxes": boxes,
-        "scores": kept_scores,
-        "labels": labels,
-        "categories": kept_categories,
-        "tags": tags,
-        "colors": [CATEGORY_COLORS[category] for category in kept_categories],
-        "missed": missed_objects(prediction, target, iou_threshold, background_iou, score_threshold),
-        "counts": counts,
-        "counts_text": counts_text(counts),
-        "num_detections": len(categories),
-        "score_threshold": float(score_threshold),
-        "iou_threshold": float(iou_threshold),
-        "background_iou": float(background_iou),
-    }
-
-
-def score_range(predictions: Sequence[dict[str, Tensor]], step: float = SCORE_STEP) -> tuple[float, float]:
-    """The range a threshold slider needs for one detector's scores.
-
-    Probabilities (every score in [0, 1], or no detections at all) give ``(0.0, 1.0)``; other
-    scores, such as R-CNN's SVM margins, give their minimum and maximum widened to multiples of
-    ``step``.
-
-    Args:
-        predictions: one detector's outputs, each with ``scores`` (Tensor[N]).
-        step: the grid the bounds are rounded to, > 0.
-
-    Returns:
-        ``(low, high)`` with ``low < high``.
-    """
-    check_number(step, "step", low=1e-9)
-    scores = torch.cat([prediction["scores"].detach().cpu().double().flatten() for prediction in predictions]
-                       + [torch.zeros(0, dtype=torch.float64)])
-    if scores.numel() == 0 or (scores.min() >= 0 and scores.max() <= 1):
-        return 0.0, 1.0
-    # Rounded first: a float32 1.2 is 1.2000000477, which should not widen the range to 1.25.
-    low = math.floor(round(float(scores.min()) / step, 4)) * step
-    high = math.ceil(round(float(scores.max()) / step, 4)) * step
-    if high <= low:
-        high = low + step
-    return round(low, 6), round(high, 6)
-
-
-def _class_name(label: int, class_names: Sequence[str]) -> str:
-    return class_names[label] if 0 <= label < len(class_names) else str(label)
 
 
 def _check_records(records: Any, keys: tuple[str, ...], num_images: int, name: str) -> None:
@@ -221,12 +120,14 @@ class DetectionsExplorer(Explorer):
         for index, image in enumerate(images):
             check_tensor(image, f"images[{index}]")
             if image.dim() != 3 or image.shape[0] != 3:
-                raise ValueError(f"images[{index}]: expected a Tensor[3, H, W], "
-                                 f"got shape {tuple(image.shape)}")
+                raise ValueError(
+                    f"images[{index}]: expected a Tensor[3, H, W], got shape {tuple(image.shape)}"
+                )
         _check_records(targets, ("boxes", "labels"), len(images), "targets")
         if not isinstance(detections, dict) or not detections:
-            raise ValueError(f"detections: expected a non-empty dict name -> predictions, "
-                             f"got {detections!r:.60}")
+            raise ValueError(
+                f"detections: expected a non-empty dict name -> predictions, got {detections!r:.60}"
+            )
         for name, predictions in detections.items():
             _check_records(predictions, ("boxes", "scores", "labels"), len(images), f"detections[{name!r}]")
         names = tuple(detections)
@@ -251,26 +152,47 @@ class DetectionsExplorer(Explorer):
         self._slider_detector = detector  # whose range and value the threshold slider holds
         low, high = self.score_ranges[detector]
         controls = {
-            "scene": widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="scene",
-                                       continuous_update=True, style=WIDE_LABEL),
-            "detector": widgets.ToggleButtons(options=names, value=detector, description="detector",
-                                              style=WIDE_LABEL),
+            "scene": widgets.IntSlider(
+                value=0,
+                min=0,
+                max=len(images) - 1,
+                description="scene",
+                continuous_update=True,
+                style=WIDE_LABEL,
+            ),
+            "detector": widgets.ToggleButtons(
+                options=names, value=detector, description="detector", style=WIDE_LABEL
+            ),
             "score_threshold": widgets.FloatSlider(
-                value=self.thresholds[detector], min=low, max=high, step=SCORE_STEP, description="score ≥",
-                readout_format=".2f", continuous_update=True, style=WIDE_LABEL,
+                value=self.thresholds[detector],
+                min=low,
+                max=high,
+                step=SCORE_STEP,
+                description="score ≥",
+                readout_format=".2f",
+                continuous_update=True,
+                style=WIDE_LABEL,
             ),
         }
         # A photo: a 256-colour PNG is several times smaller.
-        super().__init__(controls, num_axes=2, figsize=(9.0, 4.6), dpi=100, caption=self._caption(),
-                         palette=True, margins={"left": 0.01, "right": 0.99, "bottom": 0.02, "top": 0.88,
-                                                "wspace": 0.04})
+        super().__init__(
+            controls,
+            num_axes=2,
+            figsize=(9.0, 4.6),
+            dpi=100,
+            caption=self._caption(),
+            palette=True,
+            margins={"left": 0.01, "right": 0.99, "bottom": 0.02, "top": 0.88, "wspace": 0.04},
+        )
 
     def _caption(self) -> str:
         iou, background = self.iou_threshold, self.background_iou
         # The colour key is HTML, not a figure legend: a legend costs as much to draw as both images.
         key = " &nbsp; ".join(
             f"<span style='color: {color}; font-weight: bold'>{'- -' if name == 'missed' else '■'}</span> "
-            f"{name}" for name, color in CATEGORY_COLORS.items())
+            f"{name}"
+            for name, color in CATEGORY_COLORS.items()
+        )
         return (
             f"<div style='font-size: 0.9em'>{key}<br>A detection is <b>correct</b> with IoU ≥ "
             f"{iou:g} on an object of its class that no better-scored box took, a <b>duplicate</b> "
@@ -282,9 +204,15 @@ class DetectionsExplorer(Explorer):
 
     def compute(self, scene: int, detector: str, score_threshold: float) -> dict[str, Any]:
         # Slider floats such as 0.35000000000000003 are rounded so a threshold reads as it shows.
-        view = detections_view(self.images[scene], self.targets[scene], self.detections[detector][scene],
-                               round(score_threshold, 4), self.iou_threshold, self.background_iou,
-                               self.class_names)
+        view = detections_view(
+            self.images[scene],
+            self.targets[scene],
+            self.detections[detector][scene],
+            round(score_threshold, 4),
+            self.iou_threshold,
+            self.background_iou,
+            self.class_names,
+        )
         return {**view, "scene": scene, "detector": detector}
 
     def sync_controls(self, result: dict[str, Any]) -> bool:
@@ -308,31 +236,48 @@ class DetectionsExplorer(Explorer):
     def draw_background(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         truth_ax, detections_ax = ax
         show_image(truth_ax, result["image"])
-        draw_boxes(truth_ax, result["gt_boxes"], labels=result["gt_labels"], class_names=self.class_names,
-                   max_tags=MAX_TAGS)
+        draw_boxes(
+            truth_ax,
+            result["gt_boxes"],
+            labels=result["gt_labels"],
+            class_names=self.class_names,
+            max_tags=MAX_TAGS,
+        )
         show_image(detections_ax, result["image"])
 
     def draw(self, result: dict[str, Any], ax: tuple[Axes, ...]) -> None:
         truth_ax, detections_ax = ax
         num_objects = plural(len(result["gt_boxes"]), "object")
-        truth_ax.set_title(f"ground truth · scene {result['scene']}\n{num_objects}",
-                           fontsize=11)
-        draw_boxes(detections_ax, result["gt_boxes"][result["missed"]], color=CATEGORY_COLORS["missed"],
-                   linestyle="--", linewidth=2)
+        truth_ax.set_title(f"ground truth · scene {result['scene']}\n{num_objects}", fontsize=11)
+        draw_boxes(
+            detections_ax,
+            result["gt_boxes"][result["missed"]],
+            color=CATEGORY_COLORS["missed"],
+            linestyle="--",
+            linewidth=2,
+        )
         # The MAX_TAGS best-scored boxes are tagged and drawn last, each box's worse ones before it: the
         # best ends on top.
         boxes, colors = result["boxes"], result["colors"]
         untagged = list(range(len(boxes) - 1, MAX_TAGS - 1, -1))
         draw_boxes(detections_ax, boxes[untagged], color=[colors[i] for i in untagged])
         tagged = list(range(min(len(boxes), MAX_TAGS) - 1, -1, -1))
-        draw_boxes(detections_ax, boxes[tagged], labels=result["labels"][tagged],
-                   scores=result["scores"][tagged], class_names=self.class_names,
-                   color=[colors[i] for i in tagged])
-        detections_ax.set_title(f"{result['detector']} · score ≥ {result['score_threshold']:.2f}\n"
-                                f"{_wrap(result['counts_text'])}", fontsize=11)
+        draw_boxes(
+            detections_ax,
+            boxes[tagged],
+            labels=result["labels"][tagged],
+            scores=result["scores"][tagged],
+            class_names=self.class_names,
+            color=[colors[i] for i in tagged],
+        )
+        detections_ax.set_title(
+            f"{result['detector']} · score ≥ {result['score_threshold']:.2f}\n{_wrap(result['counts_text'])}",
+            fontsize=11,
+        )
 
     def summary(self, result: dict[str, Any]) -> str:
-        return (f"scene {result['scene']} · {result['detector']}: {len(result['kept'])} of "
-                f"{plural(result['num_detections'], 'detection')} scored ≥ {result['score_threshold']:.2f} · "
-                f"{result['counts_text']}")
-
+        return (
+            f"scene {result['scene']} · {result['detector']}: {len(result['kept'])} of "
+            f"{plural(result['num_detections'], 'detection')} scored ≥ {result['score_threshold']:.2f} · "
+            f"{result['counts_text']}"
+        )
