@@ -292,6 +292,33 @@ def centernet_explorer():
     return lambda: CenterNetExplorer(model, data)
 
 
+def _detr_and_scenes():
+    from course_lib.data import ShapeScenes
+    from course_lib.recipes import detr
+
+    try:
+        model = zoo.load("detr")
+    except (FileNotFoundError, ValueError):  # no checkpoint yet: the same architecture, random weights
+        torch.manual_seed(0)
+        model = detr.build().eval()
+    test = ShapeScenes.split("test")
+    return model, [test[index] for index in range(10)]  # the scene slider sweeps these, as in notebook 13
+
+
+def matching_explorer():
+    from course_lib.widgets.detr import MatchingExplorer
+
+    model, data = _detr_and_scenes()
+    return lambda: MatchingExplorer(model, [image for image, _ in data], [target for _, target in data])
+
+
+def cross_attention_explorer():
+    from course_lib.widgets.detr import CrossAttentionExplorer
+
+    model, data = _detr_and_scenes()
+    return lambda: CrossAttentionExplorer(model, [image for image, _ in data])
+
+
 BUILDERS: dict[str, Callable[[], Any]] = {
     "SceneExplorer": scene_explorer,
     "IoUExplorer": iou_explorer,
@@ -314,6 +341,8 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "ExplanationExplorer": explanation_explorer,
     "ExplanationExplorer (detector)": explanation_explorer_detector,
     "CenterNetExplorer": centernet_explorer,
+    "MatchingExplorer": matching_explorer,
+    "CrossAttentionExplorer": cross_attention_explorer,
 }
 # Controls left out of the sweep, with the reason printed under the table.
 SKIPPED = {
