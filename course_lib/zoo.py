@@ -79,6 +79,10 @@ RECIPES = {
         "course_lib.recipes.centernet",
         "CenterNet: backbone, stride-4 map merged top-down, heatmap per class + size + offset, no NMS",
     ),
+    "detr": (
+        "course_lib.recipes.detr",
+        "DETR: backbone, stride-8 tokens, 3+3 transformer layers, 30 queries from the encoder, no NMS",
+    ),
     "shapes_classifier": (
         "course_lib.recipes.shapes_classifier",
         "GAPClassifier: 4 x (conv 3x3, BN, ReLU), 3 max pools, GAP, linear; output k = CLASSES[k]",

@@ -20,8 +20,9 @@ def test_every_record_names_its_recipe_checkpoint_hash_and_metrics():
         record = zoo.entry(name)
         assert record["recipe"]["module"] == zoo.RECIPES[name][0]
         path = zoo.CHECKPOINT_DIR / record["checkpoint"]
-        # A few MB: the detectors carry their own copy of the 4.9 MB backbone.
-        assert path.suffix == ".safetensors" and path.stat().st_size < 10e6
+        # A few MB: the detectors carry their own copy of the 4.9 MB backbone; the largest, detr, adds
+        # 1.6 M transformer parameters (11.4 MB in float32).
+        assert path.suffix == ".safetensors" and path.stat().st_size < 12e6
         assert zoo.sha256_of(path) == record["sha256"]
         assert record["metrics"] and record["quick_metrics"] and record["train_minutes"] > 0
 
