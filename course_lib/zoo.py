@@ -91,6 +91,10 @@ RECIPES = {
         "course_lib.recipes.digits_cnn",
         "GAPClassifier: 3 x (conv 3x3, BN, ReLU), 1 max pool, GAP, linear",
     ),
+    "scouter_pos": (
+        "course_lib.recipes.scouter_pos",
+        "SCOUTER+: backbone to stride 8, a slot per class (xSlot, 3 iterations), summed evidence, area loss",
+    ),
 }
 
 
