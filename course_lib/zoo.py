@@ -95,6 +95,10 @@ RECIPES = {
         "course_lib.recipes.scouter_pos",
         "SCOUTER+: backbone to stride 8, a slot per class (xSlot, 3 iterations), summed evidence, area loss",
     ),
+    "shapes_segmenter": (
+        "course_lib.recipes.shapes_segmenter",
+        "ShapesSegmenter: backbone + top-down decoder to stride 2, 6 classes per pixel, 64-px scenes",
+    ),
     "scouter_neg": (
         "course_lib.recipes.scouter_neg",
         "SCOUTER-: as scouter_pos with the evidence's sign flipped (why not this class)",
