@@ -177,7 +177,7 @@ def test_recipe_defines_what_the_zoo_needs():
         assert hasattr(shapes_gan, name)
     generator = shapes_gan.build()
     assert isinstance(generator, Generator) and generator.z_dim == shapes_gan.Z_DIM
-    assert shapes_gan.CONFIG.batch_size == 64 and shapes_gan.CONFIG.warmup_steps == 0
+    assert shapes_gan.CONFIG.batch_size == 32 and shapes_gan.CONFIG.warmup_steps == 0
 
 
 def test_gan_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
@@ -193,3 +193,70 @@ def test_gan_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not whole.training
+
+
+def test_diff_augment_keeps_shape_lets_gradients_through_and_handles_empty():
+    from course_lib.models.gan import diff_augment
+
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, 16, 16, requires_grad=True)
+    out = diff_augment(images)
+    assert out.shape == images.shape and torch.isfinite(out).all()
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert diff_augment(torch.zeros(0, 3, 16, 16)).shape == (0, 3, 16, 16)
+    with pytest.raises(ValueError, match="Tensor\\[B, 3, H, W\\]"):
+        diff_augment(torch.rand(3, 16, 16))
+
+
+def test_diff_augment_without_colour_change_shifts_and_cuts_whole_pixels(monkeypatch):
+    from course_lib.models import gan
+
+    torch.manual_seed(1)
+    images = torch.rand(4, 3, 8, 8)
+    # rand -> 0.5 makes brightness + 0, saturation x 1, contrast x 1: only the shift and the hole remain.
+    monkeypatch.setattr(gan.torch, "rand", lambda shape, **kw: torch.full(shape, 0.5))
+    out = gan.diff_augment(images, translation=0.25, cutout=0.25)
+    for image, augmented in zip(images, out, strict=True):
+        grey = (augmented - 0.5).abs().amax(dim=0) < 1e-6  # shifted-in or cut-out pixels
+        kept = augmented[:, ~grey]
+        # every kept pixel is some pixel of the original image, unchanged
+        originals = image.reshape(3, -1).T
+        for pixel in kept.T:
+            assert (originals - pixel).abs().amax(dim=1).min() < 1e-6
+        assert grey.sum() >= 4  # at least the 2 x 2 hole
+
+
+def test_update_average_moves_parameters_by_one_minus_decay_and_leaves_buffers():
+    from course_lib.models.gan import update_average
+
+    average, model = Generator(z_dim=4, width=2), Generator(z_dim=4, width=2)
+    before = [p.clone() for p in average.parameters()]
+    buffers = [b.clone() for b in average.buffers()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    update_average(average, model, decay=0.75)
+    for old, new, target in zip(before, average.parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(new, 0.75 * old + 0.25 * target)
+    for old, new in zip(buffers, average.buffers(), strict=True):
+        assert torch.equal(old, new)
+
+
+def test_recalibrate_batch_norm_sets_the_plain_mean_of_the_samples_statistics():
+    from course_lib.models.gan import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    generator = Generator(z_dim=4, width=2)
+    recalibrate_batch_norm(generator, batches=3, batch_size=5, seed=7)
+    assert not generator.training
+    norm = generator.layer1[1]
+    noise = torch.Generator().manual_seed(7)
+    means = []
+    with torch.no_grad():
+        for _ in range(3):
+            z = generator.sample_z(5, generator=noise)
+            pre = generator.layer1[0](z[:, :, None, None])  # (5, 16, 4, 4), before the batch norm
+            means.append(pre.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(norm.running_mean, torch.stack(means).mean(dim=0))
+    assert norm.momentum == 0.1  # restored

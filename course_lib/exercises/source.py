@@ -44,6 +44,8 @@ def _tensor_source(tensor: torch.Tensor) -> str:
     if tensor.numel() == 0:  # torch.tensor([]) would lose the shape (0, 4)
         dtype = "" if tensor.dtype == torch.get_default_dtype() else f", dtype={tensor.dtype}"
         return f"torch.zeros({tuple(tensor.shape)}{dtype})"
+    if tensor.dtype == torch.bool:  # 0/1 prints in a third of the width of False/True
+        return f"torch.tensor({_nested(tensor.int().tolist(), None)}).bool()"
     default = torch.get_default_dtype() if tensor.dtype.is_floating_point else torch.int64
     dtype = "" if tensor.dtype in (default, torch.bool) else f", dtype={tensor.dtype}"
     float_type = _float_type(np.dtype(np.float32 if tensor.dtype == torch.float32 else np.float64))

@@ -185,3 +185,87 @@ def generator_loss(fake_logits: Tensor) -> Tensor:
 
 def _mean(values: Tensor) -> Tensor:
     return values.mean() if values.numel() else values.sum()  # sum of nothing is 0, mean is NaN
+
+
+def diff_augment(images: Tensor, translation: float = 0.125, cutout: float = 0.5) -> Tensor:
+    """DiffAugment (Zhao et al. 2020, policy "color,translation,cutout"), differentiable, torch's global RNG.
+
+    With a few thousand images the discriminator memorizes the real ones and its gradient stops
+    teaching the generator; the paper augments *both* real and generated images on their way into D,
+    with operations that let gradients through to G. Per image: brightness ``+ U(-0.5, 0.5)``,
+    saturation ``x U(0, 2)``, contrast ``x U(0.5, 1.5)`` (in [-1, 1], as the paper), a shift by up
+    to ``translation`` of the side, and a grey square of ``cutout`` of the side at a random place.
+
+    Args:
+        images (Tensor[B, 3, H, W]): in [0, 1].
+
+    Returns:
+        Tensor[B, 3, H, W], no longer clipped to [0, 1] (the discriminator reads any value).
+    """
+    check_tensor(images, "images")
+    if images.dim() != 4:
+        raise ValueError(f"images: expected a Tensor[B, 3, H, W], got shape {tuple(images.shape)}")
+    B, _, H, W = images.shape  # batch, height, width
+    if B == 0:
+        return images
+    shape, device = (B, 1, 1, 1), images.device
+    x = 2 * images - 1  # (B, 3, H, W) in [-1, 1]
+    x = x + (torch.rand(shape, device=device) - 0.5)
+    mean = x.mean(dim=1, keepdim=True)  # (B, 1, H, W): grey of each pixel
+    x = (x - mean) * (2 * torch.rand(shape, device=device)) + mean
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    x = (x - mean) * (torch.rand(shape, device=device) + 0.5) + mean
+    # Translation: whole pixels, what leaves the image is dropped, what enters is 0 (grey).
+    limit_y, limit_x = int(H * translation + 0.5), int(W * translation + 0.5)
+    shift_y = torch.randint(-limit_y, limit_y + 1, (B, 1, 1), device=device)
+    shift_x = torch.randint(-limit_x, limit_x + 1, (B, 1, 1), device=device)
+    rows = torch.arange(H, device=device)[None, :, None] - shift_y  # (B, H, 1): source row
+    cols = torch.arange(W, device=device)[None, None, :] - shift_x  # (B, 1, W): source column
+    inside = ((rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)).float()  # (B, H, W)
+    batch = torch.arange(B, device=device)[:, None, None]
+    x = x.permute(0, 2, 3, 1)[batch, rows.clamp(0, H - 1), cols.clamp(0, W - 1)].permute(0, 3, 1, 2)
+    x = x * inside[:, None]
+    # Cutout: a square of side cutout * size, its centre anywhere in the image, set to 0 (grey).
+    side_y, side_x = int(H * cutout + 0.5), int(W * cutout + 0.5)
+    top = torch.randint(0, H + (1 - side_y % 2), (B, 1, 1), device=device) - side_y // 2
+    left = torch.randint(0, W + (1 - side_x % 2), (B, 1, 1), device=device) - side_x // 2
+    row, col = torch.arange(H, device=device)[None, :, None], torch.arange(W, device=device)[None, None, :]
+    hole = (row >= top) & (row < top + side_y) & (col >= left) & (col < left + side_x)  # (B, H, W)
+    x = x * (~hole).float()[:, None]
+    return (x + 1) / 2
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """Exponential moving average of the weights: ``a <- decay a + (1 - decay) p`` (Karras et al. 2018).
+
+    A GAN's generator wanders around a good solution rather than settling on it; the average of its
+    recent weights draws cleaner images than any one of them. Buffers are not averaged (see
+    :func:`recalibrate_batch_norm`).
+    """
+    for mean, value in zip(average.parameters(), model.parameters(), strict=True):
+        mean.lerp_(value, 1.0 - decay)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(
+    generator: Generator, batches: int = 50, batch_size: int = 64, seed: int = 0
+) -> None:
+    """Re-estimate the batch-norm statistics of ``generator``'s current weights from seeded samples.
+
+    The running statistics kept during training belong to the weights of each step, not to their
+    average; the average needs its own. They are set to the plain mean over ``batches`` batches of
+    noise (``momentum=None``), then the generator is put in eval mode.
+    """
+    norms = [module for module in generator.modules() if isinstance(module, nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative mean
+    noise = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(batches):
+        generator(generator.sample_z(batch_size, generator=noise))
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
+    generator.eval()

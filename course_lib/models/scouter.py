@@ -194,11 +194,22 @@ class Scouter(nn.Module):
         check_tensor(images, "images")
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected a Tensor[B, 3, H, W], got shape {tuple(images.shape)}")
+        return self.explain_features(self.feature_map(images))
+
+    def feature_map(self, images: Tensor) -> Tensor:
+        """The backbone's stride-8 map that the slots read, Tensor[B, 128, ceil(H / 8), ceil(W / 8)]."""
         backbone = self.backbone
-        feature_map = backbone.stage8(backbone.stage4(backbone.stem(images)))  # (B, 128, h, w)
+        return backbone.stage8(backbone.stage4(backbone.stem(images)))
+
+    def explain_features(self, feature_map: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`explain` from the backbone's stride-8 map (Tensor[B, 128, h, w]) on."""
+        check_tensor(feature_map, "feature_map")
+        if feature_map.dim() != 4:
+            shape = tuple(feature_map.shape)
+            raise ValueError(f"feature_map: expected a Tensor[B, C, h, w], got shape {shape}")
         B, _, h, w = feature_map.shape  # batch, channels, height, width
         tokens = F.relu(self.project(feature_map)).flatten(2).transpose(1, 2)  # (B, N, d), F' >= 0
-        positions = sine_positions(h, w, tokens.shape[2], device=images.device)  # (N, d)
+        positions = sine_positions(h, w, tokens.shape[2], device=feature_map.device)  # (N, d)
         _, attention = self.slot_attention(tokens, positions)  # (B, n, N)
         evidence = SlotAttention.updates(attention, tokens).sum(dim=2)  # (B, n)
         return self.lambda_ * evidence, attention.reshape(B, self.num_classes, h, w)  # (B, n), (B, n, h, w)

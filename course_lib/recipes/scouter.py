@@ -9,16 +9,17 @@ recipe module passes to :func:`scouter_recipe`. Accuracy is measured on the 500 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from course_lib._checks import check_number
 from course_lib.models.backbone import freeze_batchnorm
 from course_lib.models.scouter import Scouter, scouter_loss
 from course_lib.recipes.backbone import augment, crops, output_indices
 from course_lib.recipes.backbone import evaluate as evaluate_crops
-from course_lib.train import TrainConfig, fit
+from course_lib.train import TrainConfig, fit, learning_rate
 
 SPLIT = "test"  # the 500 test crops, as for shapes_backbone and shapes_classifier
 QUICK_SIZE = 100
@@ -118,3 +119,61 @@ def scouter_recipe(lambda_: int, area_weight: float, config: TrainConfig = CONFI
         return evaluate_crops(model, split, limit)
 
     return build, train, evaluate
+
+
+def area_sweep(
+    area_weights: Sequence[float],
+    lambda_: int = 1,
+    steps: int = 600,
+    limit: int = 2000,
+    split: str = "val",
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """What the area-loss weight buys: one short SCOUTER head per weight, its accuracy and explanation size.
+
+    A sweep of whole trainings (``CONFIG``: ~15 minutes each) does not fit a notebook. Here the
+    backbone is ``shapes_backbone``, frozen: its stride-8 maps of the first ``limit`` training crops
+    are computed once, and for each weight a fresh head (projection and xSlot, seeded by ``seed``,
+    the same start for every weight) is trained for ``steps`` AdamW steps of 32 maps, with
+    ``CONFIG``'s warm-up and cosine and no augmentation. Each row: ``area_weight``, ``accuracy``
+    and ``area`` (mean attention of the true class's slot, :func:`explanation_area`'s measure) on
+    the first 500 crops of ``split``.
+    """
+    from course_lib import zoo
+
+    check_number(steps, "steps", low=1, integer=True)
+    template = Scouter(lambda_)
+    template.backbone.load_state_dict(zoo.load("shapes_backbone").state_dict())
+    template.eval()
+    maps = {}
+    for name, (part, count) in {"train": ("train", limit), "eval": (split, 500)}.items():
+        images, labels = crops(part, count)
+        with torch.no_grad():
+            features = torch.cat([template.feature_map(chunk) for chunk in images.split(250)])
+        maps[name] = (features, output_indices(template, labels))  # (M, 128, 8, 8), (M,)
+    features, labels = maps["train"]
+    rows = []
+    for area_weight in area_weights:
+        torch.manual_seed(seed)
+        model = Scouter(lambda_)
+        optimizer = torch.optim.AdamW([*model.project.parameters(), *model.slot_attention.parameters()],
+                                      lr=CONFIG.lr, weight_decay=CONFIG.weight_decay)
+        order = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, steps, CONFIG)
+            batch = torch.randint(0, len(features), (CONFIG.batch_size,), generator=order)
+            logits, attention = model.explain_features(features[batch])
+            losses = scouter_loss(logits, labels[batch], attention, area_weight)
+            optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits, attention = model.explain_features(maps["eval"][0])  # (M, n), (M, n, h, w)
+        truth = maps["eval"][1]
+        rows.append({
+            "area_weight": float(area_weight),
+            "accuracy": float((logits.argmax(dim=1) == truth).float().mean()),
+            "area": float(attention[torch.arange(len(truth)), truth].mean()),
+        })
+    return rows

@@ -13,6 +13,7 @@ from course_lib.widgets.centernet import CenterNetExplorer, centernet_view, matc
 from course_lib.widgets.data import SceneExplorer, scene_view
 from course_lib.widgets.detections import DetectionsExplorer, detections_view
 from course_lib.widgets.detr import CrossAttentionExplorer, MatchingExplorer, attention_view, matching_view
+from course_lib.widgets.dissection import DissectionExplorer, intervention_view
 from course_lib.widgets.explanations import ExplanationExplorer, explanation_view
 from course_lib.widgets.hog import HOGExplorer, hog_view
 from course_lib.widgets.losses import FocalLossExplorer, focal_loss_shares
@@ -21,6 +22,7 @@ from course_lib.widgets.rcnn import RCNNExplorer, rcnn_proposal_view, rcnn_score
 from course_lib.widgets.retinanet import FPNLevelExplorer, level_assignment_view
 from course_lib.widgets.roi import RoIPoolExplorer, roi_view
 from course_lib.widgets.rpn import ProposalExplorer, proposal_view, rank_proposals
+from course_lib.widgets.scouter import ScouterExplorer, scouter_view
 from course_lib.widgets.selective_search import SelectiveSearchExplorer, selective_search_view
 from course_lib.widgets.sliding_window import DetectorExplorer, detector_view
 from course_lib.widgets.ssd import DefaultBoxExplorer, default_box_view
@@ -37,6 +39,7 @@ __all__ = [
     "DefaultBoxExplorer",
     "DetectionsExplorer",
     "DetectorExplorer",
+    "DissectionExplorer",
     "ExplanationExplorer",
     "Explorer",
     "FPNLevelExplorer",
@@ -50,6 +53,7 @@ __all__ = [
     "RCNNExplorer",
     "RoIPoolExplorer",
     "SceneExplorer",
+    "ScouterExplorer",
     "SelectiveSearchExplorer",
     "YOLOCellExplorer",
     "anchor_view",
@@ -65,6 +69,7 @@ __all__ = [
     "explanation_view",
     "focal_loss_shares",
     "hog_view",
+    "intervention_view",
     "iou_view",
     "level_assignment_view",
     "matched_objects",
@@ -77,6 +82,7 @@ __all__ = [
     "rcnn_scores",
     "roi_view",
     "scene_view",
+    "scouter_view",
     "selective_search_view",
     "yolo_cell_view",
 ]

@@ -21,6 +21,7 @@ from course_lib.classical.sliding_window import SlidingWindowDetector
 from course_lib.data import CLASSES
 from course_lib.models.detr import DETR
 from course_lib.models.rcnn import RCNN
+from course_lib.models.scouter import Scouter
 from course_lib.recipes import retinanet, ssd, yolo_v1
 from course_lib.recipes.centernet import build as build_centernet
 from course_lib.recipes.face_detector import lfw_crops, random_negative_crops
@@ -42,6 +43,7 @@ from course_lib.widgets import (
     RCNNExplorer,
     RoIPoolExplorer,
     SceneExplorer,
+    ScouterExplorer,
     SelectiveSearchExplorer,
     YOLOCellExplorer,
 )
@@ -148,6 +150,8 @@ BUILDERS = {
                                                   torch.stack([_image(), _image(seed=1)])),
     "explanations, detector": lambda f: ExplanationExplorer(retinanet.build().eval(),
                                                             [_image(), _image(seed=1)]),
+    "scouter": lambda f: ScouterExplorer({"SCOUTER+": Scouter(1), "SCOUTER-": Scouter(-1)},
+                                         torch.stack([_image(), _image(seed=1)]), torch.tensor([1, 5])),
 }
 
 
