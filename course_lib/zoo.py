@@ -103,6 +103,10 @@ RECIPES = {
         "course_lib.recipes.scouter_neg",
         "SCOUTER-: as scouter_pos with the evidence's sign flipped (why not this class)",
     ),
+    "shapes_gan": (
+        "course_lib.recipes.shapes_gan",
+        "DCGAN, 64 px: G from z (64), 4 upsample + conv blocks, weights averaged; D with spectral norm",
+    ),
 }
 
 
