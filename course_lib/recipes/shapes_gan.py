@@ -7,13 +7,13 @@ Training follows DCGAN (Radford et al. 2016, Sec. 4; the two changes to its netw
 ``models/gan.py``): Adam with ``beta1 = 0.5``, learning rate 2e-4, batches of 32, one discriminator
 step then one generator step per batch with the non-saturating loss; the learning rate follows
 ``TrainConfig``'s cosine (no warm-up), which settles the last epochs. The shipped generator is the
-moving average of G's weights (Karras et al. 2018; ``AVERAGE_DECAY``) with its batch-norm
-statistics re-estimated at the end (:func:`~course_lib.models.gan.recalibrate_batch_norm`). :func:`~course_lib.train.fit`
-minimizes one sum of losses with one optimizer step, which a GAN's two alternating players do not
-fit, so :func:`train` is its own loop with ``fit``'s behaviour: batch order and random numbers of
-step ``s`` depend only on ``(seed, s)``, and the checkpoint (both networks, the optimizer, the
-step) resumes to the same weights. The zoo ships the generator only: ``zoo.load("shapes_gan")`` is
-a :class:`~course_lib.models.gan.Generator`.
+moving average of G's weights (Karras et al. 2018; ``AVERAGE_DECAY``) with its batch-norm statistics
+re-estimated at the end (:func:`~course_lib.models.gan.recalibrate_batch_norm`).
+:func:`~course_lib.train.fit` minimizes one sum of losses with one optimizer step, which a GAN's two
+alternating players do not fit, so :func:`train` is its own loop with ``fit``'s behaviour: batch
+order and random numbers of step ``s`` depend only on ``(seed, s)``, and the checkpoint (both
+networks, the optimizer, the step) resumes to the same weights. The zoo ships the generator only:
+``zoo.load("shapes_gan")`` is a :class:`~course_lib.models.gan.Generator`.
 
 What was tried, on the 200 validation scenes (precision / recall / coverage): width 32, batches
 of 64, 1,600 steps (24 min): plaid colour fields, 0.65 / 0.08 / 0.31 (on test). Width 16,
