@@ -116,7 +116,10 @@ def test_a_batch_of_one_equals_one_of_the_batch(model, crops):
     for method in ("saliency", "guided grad-cam", "cam"):
         whole = explain(method, model, images, labels, layer=LAYER)
         alone = explain(method, model, images[1:2], int(labels[1]), layer=LAYER)
-        torch.testing.assert_close(alone[0], whole[1], rtol=1e-4, atol=1e-6)
+        # float32 kernels for a batch of 1 and of 3 may sum in another order: differences of a few
+        # 1e-6 were seen on some CPUs; taking another crop's map would differ by the map's own scale.
+        scale = float(whole[1].abs().max())
+        torch.testing.assert_close(alone[0], whole[1], rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_layer_is_ignored_by_the_methods_without_one(model, crops):
