@@ -29,18 +29,23 @@ lab: setup
 	install -D -m 644 lab/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-# ruff, then one pytest run: unit tests, every notebook under nbval, every notebook again under
-# other CPU kernels (--nbval-portable: SSE4.1 oneDNN, non-vectorized ATen, NumPy's baseline
-# loops), then the browser test (conftest.py orders them). It ends with pytest's summary line.
+# ruff; then one pytest run on two workers, one torch thread each (two threads each would fight
+# over two cores): the unit tests, every notebook under nbval, and every notebook's student edition
+# under other CPU kernels (--nbval-portable: SSE4.1 oneDNN, non-vectorized ATen, NumPy's baseline
+# loops; conftest.py), longest first; then the browser tests, alone. Each run ends with pytest's
+# summary line.
 test: setup
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_NB) --nbval-portable tests notebooks
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
+	  $(PYTEST_NB) --nbval-portable -m "not browser" tests notebooks
+	$(PY) -m pytest -m browser tests
 
 unit: setup
-	$(PY) -m pytest tests -m "not browser and not student_edition"
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder tests -m "not browser"
 
 notebooks-test: setup
-	$(PY) -m pytest $(PYTEST_NB) --nbval-portable notebooks
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
+	  $(PYTEST_NB) --nbval-portable notebooks
 
 bench: setup
 	$(PY) benchmarks/run_all.py $(BENCH)

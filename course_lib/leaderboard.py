@@ -136,7 +136,7 @@ def run(name: str, split: str = "test", limit: int | None = None,
     proposals = cached_proposals(ShapeScenes.split(split), range(count)) if detector.uses_proposals else None
     detections = detect_all(detector, images, proposals)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # this process's own
     torch.save(detections, partial)
     partial.replace(path)  # an interrupted run leaves no half-written cache
     return detections

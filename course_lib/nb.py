@@ -77,14 +77,21 @@ def setup(seed: int = 0) -> None:
 
     Two threads at most: the course targets a two-core laptop, and a fixed thread count also
     fixes the order of floating-point reductions, so a notebook prints the same numbers on a
-    16-core workstation as on the CI runner.
+    16-core workstation as on the CI runner. ``OMP_NUM_THREADS=1`` in the environment lowers it to
+    one (`make test` runs two notebooks at once, one thread each: two threads each would contend).
 
     Args:
         seed: passed to :func:`seed_everything`.
     """
     seed_everything(seed)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(min(2, os.cpu_count() or 1, _threads_from_environment()))
     apply_style()
+
+
+def _threads_from_environment() -> int:
+    """``OMP_NUM_THREADS`` when it is a positive int, else 2."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 2
 
 
 @dataclass

@@ -70,7 +70,8 @@ def test_seed_everything_rejects_bad_seeds(seed):
         nb.seed_everything(seed)
 
 
-def test_setup_seeds_threads_and_figure_defaults():
+def test_setup_seeds_threads_and_figure_defaults(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     threads = torch.get_num_threads()
     saved = matplotlib.rcParams.copy()
     try:
@@ -84,6 +85,17 @@ def test_setup_seeds_threads_and_figure_defaults():
     finally:
         torch.set_num_threads(threads)
         matplotlib.rcParams.update(saved)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", 1), ("8", 2), ("0", 2), ("two", 2), ("", 2)])
+def test_setup_takes_one_thread_from_omp_num_threads(monkeypatch, value, expected):
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    threads = torch.get_num_threads()
+    try:
+        nb.setup()
+        assert torch.get_num_threads() == min(expected, os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_timed_measures_the_block():

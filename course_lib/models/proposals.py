@@ -102,6 +102,11 @@ def cached_proposals(
             boxes = torch.from_numpy(np.load(path))
         else:
             boxes = proposer(dataset.scene(int(index)).image)
-            np.save(path, boxes.numpy())
+            # Written under a name of this process, then renamed: another process reading the
+            # cache at the same time (two test workers) never sees half a file.
+            partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            with open(partial, "wb") as file:
+                np.save(file, boxes.numpy())
+            partial.replace(path)
         result.append(boxes[: proposer.max_proposals])
     return result
