@@ -36,15 +36,15 @@ lab: setup
 # summary line.
 test: setup
 	$(VENV)/bin/ruff check .
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
 	  $(PYTEST_NB) --nbval-portable -m "not browser" tests notebooks
 	$(PY) -m pytest -m browser tests
 
 unit: setup
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder tests -m "not browser"
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder tests -m "not browser"
 
 notebooks-test: setup
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
 	  $(PYTEST_NB) --nbval-portable notebooks
 
 bench: setup

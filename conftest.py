@@ -13,11 +13,12 @@ One pass checks two things:
   stub prints what the teacher's run stored for it, the checker's "not attempted yet" (no
   traceback, no stray value), although the student edition hands it out cleared.
 
-`make test` runs on two pytest-xdist workers (``-n 2 --dist loadgroup --no-loadscope-reorder``,
-which keeps this order). The cells of a notebook
-share one kernel, so each pass of a notebook is one ``xdist_group``; the passes are ordered by
-their stored run time, longest first, and the unit tests, grouped by module (their module-scoped
-fixtures are built once), fill the gaps after them. Without xdist the order is the same.
+`make test` runs on two pytest-xdist workers (``-n 2 --dist loadfile --no-loadscope-reorder``).
+``loadfile`` sends everything up to a node id's first ``::`` to one worker: each pass of a
+notebook (its cells share one kernel), and each test module (its module-scoped fixtures are built
+once). Here the passes are ordered by their stored run time, longest first, and the unit tests
+fill the gaps after them; ``--no-loadscope-reorder`` keeps that order. Without xdist the order is
+the same.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import json
 import os
 from collections import defaultdict
 from datetime import datetime
-
-import pytest
 
 # Kernels other than the ones a current x86 CPU picks by itself: SSE4.1 convolutions and
 # matrix products in oneDNN, PyTorch's non-vectorized element-wise code, and NumPy's baseline
@@ -128,7 +127,8 @@ def _stored_seconds(path) -> float:
 
 
 def _group(item) -> str:
-    """A notebook's pass, or a test module: what one worker runs from start to end."""
+    """A notebook's pass, or a test module: what one worker runs from start to end (xdist's
+    ``loadfile`` scope, the node id up to its first ``::``)."""
     return item.nodeid.split("::")[0]
 
 
@@ -141,7 +141,5 @@ def pytest_collection_modifyitems(session, config, items):
             portable = PORTABLE_SUFFIX in group
             # Portable kernels run about twice as slow; unit modules go after every notebook.
             cost[group] = _stored_seconds(item.path) * (2 if portable else 1) if notebook else -1.0
-        if item.get_closest_marker("browser") is None:
-            item.add_marker(pytest.mark.xdist_group(group))
     # Longest first; sort is stable, so cells stay in order and so do the unit modules.
     items.sort(key=lambda item: (item.get_closest_marker("browser") is not None, -cost[_group(item)]))
