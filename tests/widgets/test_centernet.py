@@ -1,17 +1,15 @@
 """Tests for course_lib.widgets.centernet: centernet_view, matched_objects and CenterNetExplorer."""
 
 import html
-import io
 import re
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from course_lib.data import ShapeScenes
 from course_lib.models.centernet import CenterNet, centernet_targets
 from course_lib.widgets.centernet import ALL_CLASSES, CenterNetExplorer, centernet_view, matched_objects
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 STATUS = re.compile(r"scene (\d+), ([a-z ]+): (\d+) peaks? with score > ([\d.]+), so (\d+) box(?:es)? · "
                     r"(\d+) of (\d+) ")
@@ -244,7 +242,5 @@ def test_a_redraw_over_the_kept_background_matches_a_full_redraw(data):
     explorer = CenterNetExplorer(OracleCenterNet(data), data)
     explorer.controls["scene"].value = 2
     explorer.controls["threshold"].value = 0.6  # a redraw over the kept background
-    shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-    full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-    assert (np.abs(shown - full).max(axis=-1) > 40).mean() < 0.002
+    assert differs_from_a_full_redraw(explorer) < 0.002
     explorer.close()

@@ -5,13 +5,10 @@ The explorer is built on three test crops and the zoo's shapes classifier, and o
 ``explain``'s, each (image, method, layer, target) computed once, and the opacity only redrawn.
 """
 
-import io
 import re
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from course_lib import zoo
@@ -22,6 +19,7 @@ from course_lib.visualization.targets import detection_score
 from course_lib.widgets import explanations
 from course_lib.widgets.explanations import DETECTOR_METHODS, ExplanationExplorer, explanation_view
 from tests.crops import shape_crops
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 pytestmark = pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
 RELUS = ["features.relu1", "features.relu2", "features.relu3", "features.relu4"]
@@ -225,10 +223,7 @@ def test_figure_has_titles_and_blitting_matches_a_full_redraw(model, crops):
         for ax in explorer.axes:
             assert ax.get_title() and ax.title.get_fontsize() >= 11
         assert explorer.figure.dpi >= 100
-        shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-        full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-        assert shown.shape == full.shape
-        assert (np.abs(shown - full).max(axis=-1) > 40).mean() < 0.002
+        assert differs_from_a_full_redraw(explorer) < 0.002
     finally:
         explorer.close()
 

@@ -52,6 +52,7 @@ from course_lib.widgets.centernet import CenterNetExplorer
 from course_lib.widgets.detr import CrossAttentionExplorer, MatchingExplorer
 from course_lib.widgets.embeddings import NeighborsExplorer
 from course_lib.widgets.explanations import ExplanationExplorer
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 NO_BOXES = torch.zeros(0, 4)
 BOXES = torch.tensor([[2.0, 2, 30, 30], [4, 4, 32, 30], [30, 10, 60, 50], [0, 40, 20, 63]])
@@ -217,11 +218,7 @@ def test_a_redraw_over_the_kept_background_matches_a_full_redraw(name):
         values = [value for value in _extremes(control) if value != control.value]
         if values:
             control.value = values[0]
-    shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-    full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-    assert shown.shape == full.shape
-    # Anti-aliased edges may differ by a few levels where an artist is drawn twice.
-    assert (np.abs(shown - full).max(axis=-1) > 40).mean() < 0.002
+    assert differs_from_a_full_redraw(explorer) < 0.002
     explorer.close()
 
 

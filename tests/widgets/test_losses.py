@@ -1,13 +1,10 @@
 """Tests for course_lib.widgets.losses: focal_loss_shares, its gradient, the curve and FocalLossExplorer."""
 
-import io
 import math
 
-import numpy as np
 import pytest
 import torch
 import torchvision.ops
-from PIL import Image
 
 from course_lib.widgets.losses import (
     GROUPS,
@@ -16,6 +13,7 @@ from course_lib.widgets.losses import (
     focal_loss_gradient,
     focal_loss_shares,
 )
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 # An easy negative (p = 0.0067), a hard negative (p = 0.5) and a positive (p = 0.5).
 HAND_LOGITS = torch.tensor([-5.0, 0.0, 0.0])
@@ -172,16 +170,9 @@ def test_explorer_rejects_bad_input():
         FocalLossExplorer(torch.zeros(3), torch.zeros(2))
 
 
-def _differs_from_a_full_redraw(explorer):
-    """The share of pixels where the blitted PNG and a full redraw differ by more than anti-aliasing."""
-    shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-    full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-    return (np.abs(shown - full).max(axis=-1) > 40).mean()
-
-
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw():
     explorer = FocalLossExplorer(*_anchors(negatives=500, positives=10))
     explorer.controls["gamma"].value = 0.5
     explorer.controls["use_alpha"].value = False
-    assert _differs_from_a_full_redraw(explorer) < 0.002
+    assert differs_from_a_full_redraw(explorer) < 0.002
     explorer.close()

@@ -1,16 +1,14 @@
 """Tests for course_lib.widgets.retinanet: level_assignment_view and FPNLevelExplorer."""
 
-import io
 import re
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from course_lib.recipes import retinanet
 from course_lib.recipes.detection import scenes
 from course_lib.widgets.retinanet import ALL, FPNLevelExplorer, level_assignment_view
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 STATUS = re.compile(r"image (\d+): (\d+) objects? by level: (.*) · "
                     r"(\d+) positive anchors? (on \w+(?: levels)?) of (\d+)")
@@ -159,16 +157,9 @@ def test_explorer_rejects_bad_input(model):
         FPNLevelExplorer(model, images, [data[0][1]])
 
 
-def _differs_from_a_full_redraw(explorer):
-    """The share of pixels where the blitted PNG and a full redraw differ by more than anti-aliasing."""
-    shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-    full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-    return (np.abs(shown - full).max(axis=-1) > 40).mean()
-
-
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw(model):
     explorer, _ = _explorer(model)
     explorer.controls["level"].value = "stride8"
     explorer.controls["level"].value = "stride16"
-    assert _differs_from_a_full_redraw(explorer) < 0.002
+    assert differs_from_a_full_redraw(explorer) < 0.002
     explorer.close()

@@ -5,19 +5,18 @@ is drawn must be the models' own ``explain``, each (model, image) explained once
 opacity only redrawn.
 """
 
-import io
 
 import numpy as np
 import pytest
 import torch
 from matplotlib.colors import to_rgba
-from PIL import Image
 from torch import nn
 
 from course_lib.data import CLASSES
 from course_lib.models.scouter import Scouter
 from course_lib.widgets import ScouterExplorer, scouter_view
 from course_lib.widgets.scouter import CHOSEN, OTHER, slot_index, slot_view
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 SHAPES = CLASSES[1:]  # the Scouter's classes: output k is CLASSES[k + 1]
 
@@ -240,10 +239,7 @@ def test_a_redraw_over_the_kept_background_matches_a_full_redraw(models, images)
         explorer.controls["index"].value = 2
         explorer.controls["slot"].value = 2
         explorer.controls["opacity"].value = 0.9
-        shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-        full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-        assert shown.shape == full.shape
-        assert (np.abs(shown - full).max(axis=-1) > 40).mean() < 0.002
+        assert differs_from_a_full_redraw(explorer) < 0.002
     finally:
         explorer.close()
 

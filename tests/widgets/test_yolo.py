@@ -1,18 +1,16 @@
 """Tests for course_lib.widgets.yolo: yolo_cell_view and YOLOCellExplorer."""
 
-import io
 import re
 
 import ipywidgets as widgets
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from course_lib.models.yolo import decode_yolo
 from course_lib.recipes import yolo_v1
 from course_lib.recipes.detection import scenes
 from course_lib.widgets.yolo import YOLOCellExplorer, grid_lines, yolo_cell_view
+from tests.widgets.redraw import differs_from_a_full_redraw
 
 STATUS = re.compile(r"image (\d+), cell \((\d+), (\d+)\): .* · (\d+) of (\d+) boxe?s? kept")
 
@@ -180,15 +178,8 @@ def test_explorer_rejects_bad_input(model, data):
         model.eval()
 
 
-def _differs_from_a_full_redraw(explorer):
-    """The share of pixels where the blitted PNG and a full redraw differ by more than anti-aliasing."""
-    shown = np.asarray(Image.open(io.BytesIO(explorer.png)).convert("RGB")).astype(int)
-    full = np.asarray(Image.open(io.BytesIO(explorer.render_png())).convert("RGB")).astype(int)
-    return (np.abs(shown - full).max(axis=-1) > 40).mean()
-
-
 def test_a_redraw_over_the_kept_background_matches_a_full_redraw(model, data):
     explorer = _explorer(model, data)
     explorer.controls["row"].value, explorer.controls["threshold"].value = 2, 0.0
-    assert _differs_from_a_full_redraw(explorer) < 0.002
+    assert differs_from_a_full_redraw(explorer) < 0.002
     explorer.close()
