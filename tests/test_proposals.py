@@ -34,6 +34,7 @@ def test_the_cache_returns_what_the_proposer_computes(tmp_path):
     first = cached_proposals(dataset, [0, 1], proposer, cache_dir=tmp_path)
     files = sorted(path.name for path in tmp_path.rglob("*.npy"))
     assert files == ["00000.npy", "00001.npy"]
+    assert not list(tmp_path.rglob("*.partial"))  # each file is written aside, then renamed
     again = cached_proposals(dataset, [1, 0], proposer, cache_dir=tmp_path)
     torch.testing.assert_close(again[1], first[0])
     torch.testing.assert_close(first[0], proposer(dataset.scene(0).image))
